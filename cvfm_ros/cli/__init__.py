@@ -1,0 +1,1 @@
+"""The `cvfm-ros` command line: one entry point, one module per subcommand."""

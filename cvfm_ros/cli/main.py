@@ -1,0 +1,47 @@
+"""`cvfm-ros`: one CLI with subcommands.
+
+Each subcommand lives in its own module exposing `register(subparsers)`, which adds a parser whose
+`func(args) -> int` runs it. Command modules import heavy dependencies (torch, rosbags) inside
+their functions, so `cvfm-ros --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommand name -> module implementing it (the module's `register` adds the parser).
+COMMANDS: dict[str, str] = {
+    "demo": "cvfm_ros.cli.demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cvfm-ros",
+        description="Cross-view fine-grained matching localization: tools around the ROS 2 node.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as exc:
+        # Bad input: one clear line naming what was wrong, no traceback.
+        print(f"cvfm-ros {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Camera models: equirectangular panorama and pinhole (OpenCV distortion), plus mounting.
+
+Convention (../shared/CONVENTIONS.md):
+- Pinhole cameras work in the optical frame: z forward, x right, y down. Pixels follow OpenCV
+  (the centre of the top-left pixel is (0, 0)).
+- Panoramas work in the panorama frame, whose axes are those of `base_link` (x forward, y left,
+  z up). Pixel u = W/2 looks along +x; azimuth grows to the right (clockwise seen from above);
+  the top row is +90 deg elevation, the bottom -90 deg and the horizon is v = H/2.
+- `MountedCamera.base_from_camera` is the pose of the camera frame in `base_link`; camera height
+  above the ground is its z translation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from .checks import check_tensor
+from .poses import SE3
+
+# Rotation taking optical-frame coordinates (z fwd, x right, y down) to base_link axes
+# (x fwd, y left, z up); its columns are the optical axes written in base_link.
+BASE_FROM_OPTICAL = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+@dataclass(frozen=True)
+class PanoramaCamera:
+    """Equirectangular panorama of `width` x `height` pixels covering 360 x 180 degrees."""
+
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"PanoramaCamera: width and height must be positive, got {self.width}x{self.height}")
+
+    kind = "panorama"
+
+    def project(self, points: torch.Tensor, eps: float = 1e-9) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points (..., 3) in the panorama frame -> pixels (..., 2) as (u, v) and valid (...,) bool.
+
+        A point at the camera centre has no direction and is invalid; every other point is seen.
+        """
+        check_tensor("points", points, (..., 3))
+        x, y, z = points.unbind(-1)
+        horizontal = torch.sqrt(x * x + y * y + eps * eps)
+        azimuth_cw = torch.atan2(-y, x)
+        elevation = torch.atan2(z, horizontal)
+        u = self.width / 2 + azimuth_cw / (2 * math.pi) * self.width
+        u = torch.remainder(u, self.width)
+        v = self.height / 2 - elevation / math.pi * self.height
+        valid = points.norm(dim=-1) > eps
+        return torch.stack([u, v], -1), valid
+
+    def unproject(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels (..., 2) -> unit ray directions (..., 3) in the panorama frame."""
+        check_tensor("pixels", pixels, (..., 2))
+        u, v = pixels.unbind(-1)
+        azimuth_cw = (u - self.width / 2) / self.width * 2 * math.pi
+        elevation = (self.height / 2 - v) / self.height * math.pi
+        c = torch.cos(elevation)
+        return torch.stack([c * torch.cos(azimuth_cw), -c * torch.sin(azimuth_cw), torch.sin(elevation)], -1)
+
+
+@dataclass(frozen=True)
+class PinholeCamera:
+    """Pinhole camera with OpenCV's (k1, k2, p1, p2[, k3]) distortion, as in sensor_msgs/CameraInfo."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    distortion: tuple[float, ...] = field(default=(0.0, 0.0, 0.0, 0.0, 0.0))
+
+    kind = "pinhole"
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"PinholeCamera: width and height must be positive, got {self.width}x{self.height}")
+        for name in ("fx", "fy"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"PinholeCamera: {name} must be a positive focal length in pixels, got {value}")
+        if len(self.distortion) not in (4, 5, 8):
+            raise ValueError(f"PinholeCamera: distortion must have 4, 5 or 8 coefficients, got {len(self.distortion)}")
+
+    @classmethod
+    def from_camera_info(cls, k: list[float] | np.ndarray, d: list[float] | np.ndarray, width: int, height: int) -> "PinholeCamera":
+        """Build from CameraInfo's row-major 3x3 `k` and `d` (plumb_bob)."""
+        k = np.asarray(k, dtype=float).reshape(-1)
+        if k.size != 9:
+            raise ValueError(f"k: expected 9 values (row-major 3x3), got {k.size}")
+        d = tuple(float(x) for x in d) or (0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(float(k[0]), float(k[4]), float(k[2]), float(k[5]), int(width), int(height), d)
+
+    @property
+    def K(self) -> np.ndarray:  # noqa: N802 (the standard symbol)
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=float)
+
+    @property
+    def is_distorted(self) -> bool:
+        return any(abs(c) > 0 for c in self.distortion)
+
+    def _distort(self, xn: torch.Tensor, yn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d = list(self.distortion) + [0.0] * (8 - len(self.distortion))
+        k1, k2, p1, p2, k3, k4, k5, k6 = d
+        r2 = xn * xn + yn * yn
+        radial = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k4 * r2 + k5 * r2**2 + k6 * r2**3)
+        xd = xn * radial + 2 * p1 * xn * yn + p2 * (r2 + 2 * xn * xn)
+        yd = yn * radial + p1 * (r2 + 2 * yn * yn) + 2 * p2 * xn * yn
+        return xd, yd
+
+    def project(self, points: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points (..., 3) in the optical frame -> pixels (..., 2) and valid (...,) bool.
+
+        Valid means in front of the camera (z > eps) and inside the image bounds. The distortion
+        model is OpenCV's, written in torch so that it is differentiable.
+        """
+        check_tensor("points", points, (..., 3))
+        x, y, z = points.unbind(-1)
+        in_front = z > eps
+        zs = torch.where(in_front, z, torch.ones_like(z))
+        xn, yn = x / zs, y / zs
+        if self.is_distorted:
+            xn, yn = self._distort(xn, yn)
+        u = self.fx * xn + self.cx
+        v = self.fy * yn + self.cy
+        inside = (u >= -0.5) & (u <= self.width - 0.5) & (v >= -0.5) & (v <= self.height - 0.5)
+        return torch.stack([u, v], -1), in_front & inside
+
+    def unproject(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels (..., 2) -> rays (..., 3) in the optical frame with z = 1 (undistorted by OpenCV)."""
+        check_tensor("pixels", pixels, (..., 2))
+        if self.is_distorted:
+            flat = pixels.detach().reshape(-1, 1, 2).cpu().numpy().astype(np.float64)
+            und = cv2.undistortPoints(flat, self.K, np.asarray(self.distortion, dtype=np.float64)).reshape(pixels.shape)
+            xy = torch.as_tensor(und, dtype=pixels.dtype, device=pixels.device)
+        else:
+            xy = torch.stack([(pixels[..., 0] - self.cx) / self.fx, (pixels[..., 1] - self.cy) / self.fy], -1)
+        return torch.cat([xy, torch.ones_like(xy[..., :1])], -1)
+
+    def undistort_image(self, image: np.ndarray) -> tuple[np.ndarray, "PinholeCamera"]:
+        """Undistort an image (H, W[, C]) with OpenCV; returns it and the distortion-free camera."""
+        if not self.is_distorted:
+            return image, self
+        out = cv2.undistort(image, self.K, np.asarray(self.distortion, dtype=np.float64))
+        return out, PinholeCamera(self.fx, self.fy, self.cx, self.cy, self.width, self.height)
+
+
+Camera = PanoramaCamera | PinholeCamera
+
+
+@dataclass(frozen=True)
+class MountedCamera:
+    """A camera model and its extrinsics: the pose of the camera frame in `base_link`.
+
+    For a pinhole camera the camera frame is the optical frame; for a panorama it is the panorama
+    frame (base_link axes, translated to the lens centre).
+    """
+
+    camera: Camera
+    base_from_camera: SE3
+
+    @classmethod
+    def panorama(cls, width: int, height: int, height_m: float) -> "MountedCamera":
+        """A level panorama `height_m` above `base_link`'s origin."""
+        return cls(PanoramaCamera(width, height),
+                   SE3(torch.eye(3), torch.tensor([0.0, 0.0, float(height_m)])))
+
+    @classmethod
+    def forward_pinhole(cls, camera: PinholeCamera, height_m: float, pitch_down_rad: float = 0.0) -> "MountedCamera":
+        """A pinhole looking along base_link +x, `height_m` up, tilted down by `pitch_down_rad`."""
+        c, s = math.cos(pitch_down_rad), math.sin(pitch_down_rad)
+        # Pitch about base_link +y: positive pitch turns +x towards -z (down).
+        pitch = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        return cls(camera, SE3(pitch @ BASE_FROM_OPTICAL, torch.tensor([0.0, 0.0, float(height_m)])))
+
+    @property
+    def height_m(self) -> float:
+        return float(self.base_from_camera.translation[..., 2])
+
+    def project_base_points(self, points_base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points (..., 3) in `base_link` -> pixels (..., 2) and valid (...,)."""
+        check_tensor("points_base", points_base, (..., 3))
+        cam_from_base = self.base_from_camera.inverse()
+        r = cam_from_base.rotation.to(points_base)
+        t = cam_from_base.translation.to(points_base)
+        return self.camera.project(points_base @ r.transpose(-1, -2) + t)
+
+    def rays_in_base(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels (..., 2) -> ray directions (..., 3) in `base_link` axes (not normalised)."""
+        rays = self.camera.unproject(pixels)
+        return rays @ self.base_from_camera.rotation.to(rays).transpose(-1, -2)
