@@ -1,0 +1,60 @@
+"""What the runtime localizer returns for every frame (shared by the node and the replay tool).
+
+Convention: poses are (x, y, yaw) of `base_link` in `map` (ENU metres, yaw CCW from east,
+radians in (-pi, pi]); covariances are 3x3 over (x, y, yaw).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class Status(enum.IntEnum):
+    """Outcome of one localization attempt. The integer codes are those of msg/MatchReport.msg."""
+
+    OK = 0
+    NO_TILES = 1
+    LOW_CONFIDENCE = 2
+    REJECTED_BY_GATE = 3
+    BAD_INPUT = 4
+    NO_PRIOR = 5
+
+
+@dataclass
+class Matches:
+    """K correspondences of one frame: ground pixel, aerial pixel, `map` position and weight."""
+
+    ground_uv: np.ndarray  # (K, 2) ground-image pixels (OpenCV convention)
+    aerial_uv: np.ndarray  # (K, 2) aerial-patch pixels
+    map_xy: np.ndarray  # (K, 2) metres in `map`
+    weight: np.ndarray  # (K,)
+
+    @classmethod
+    def empty(cls) -> "Matches":
+        return cls(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0,)))
+
+    def __len__(self) -> int:
+        return int(self.weight.shape[0])
+
+
+@dataclass
+class LocalizationResult:
+    """One frame's result. `pose` and `covariance` are set whenever a solve ran, even when the
+    status rejects it (so tools can show why); only `status == OK` results are published."""
+
+    stamp: float
+    status: Status
+    reason: str = ""
+    pose: np.ndarray | None = None  # (3,) x, y, yaw in map
+    covariance: np.ndarray | None = None  # (3, 3)
+    matches: Matches = field(default_factory=Matches.empty)
+    score: float = 0.0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    mahalanobis: float | None = None
+    coverage: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.OK
