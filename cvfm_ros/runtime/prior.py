@@ -1,0 +1,153 @@
+"""The coarse prior: the last absolute fix propagated by odometry increments (node and replay).
+
+Convention: poses are numpy (3,) (x, y, yaw); fixes live in `map`, odometry in `odom`; stamps are
+seconds (float) from message headers. Covariances are 3x3 over (x, y, yaw).
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .frames import compose, relative, wrap
+
+
+@dataclass
+class PriorConfig:
+    """How the prior is kept and how fast its uncertainty grows."""
+
+    buffer_s: float = 30.0  # odometry history kept for interpolation at image stamps
+    max_extrapolation_s: float = 0.3  # an image newer than the last odometry by more has no prior
+    time_jump_s: float = 1.0  # a stamp this far behind the newest one is a backwards time jump
+    odom_xy_noise_per_m: float = 0.05  # 1-sigma position growth per metre travelled
+    odom_yaw_noise_per_m_deg: float = 0.5  # 1-sigma yaw growth per metre travelled
+    odom_yaw_noise_per_s_deg: float = 0.1  # 1-sigma yaw growth per second (gyro bias)
+    initial_std_xy_m: float = 5.0  # uncertainty of a seed without its own covariance
+    initial_std_yaw_deg: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("buffer_s", "max_extrapolation_s", "time_jump_s", "initial_std_xy_m", "initial_std_yaw_deg"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"prior.{name}: expected a positive number, got {getattr(self, name)}")
+
+
+def interpolate_pose(t0: float, p0: np.ndarray, t1: float, p1: np.ndarray, t: float) -> np.ndarray:
+    """Linear in position, shortest-arc in yaw; t may extrapolate slightly beyond [t0, t1]."""
+    a = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
+    xy = p0[:2] + a * (p1[:2] - p0[:2])
+    return np.array([xy[0], xy[1], wrap(p0[2] + a * wrap(p1[2] - p0[2]))])
+
+
+def propagate_covariance(fix_pose: np.ndarray, fix_cov: np.ndarray, delta: np.ndarray, distance_m: float,
+                         dt_s: float, cfg: PriorConfig) -> np.ndarray:
+    """Covariance of fix ∘ delta: the fix's covariance carried through the composition plus
+    odometry noise that grows with distance travelled and elapsed time."""
+    c, s = math.cos(fix_pose[2]), math.sin(fix_pose[2])
+    jac = np.array([[1.0, 0.0, -s * delta[0] - c * delta[1]],
+                    [0.0, 1.0, c * delta[0] - s * delta[1]],
+                    [0.0, 0.0, 1.0]])
+    xy_sigma = cfg.odom_xy_noise_per_m * distance_m
+    yaw_sigma = math.radians(cfg.odom_yaw_noise_per_m_deg * distance_m + cfg.odom_yaw_noise_per_s_deg * abs(dt_s))
+    return jac @ fix_cov @ jac.T + np.diag([xy_sigma**2, xy_sigma**2, yaw_sigma**2])
+
+
+class PriorTracker:
+    """Keeps an odometry buffer and the last absolute fix; answers "where are we at stamp t?".
+
+    Not thread-safe by itself: the node serialises access with its own lock.
+    """
+
+    def __init__(self, config: PriorConfig | None = None) -> None:
+        self.config = config or PriorConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        self._stamps: list[float] = []
+        self._poses: list[np.ndarray] = []
+        self._distance: list[float] = []  # cumulative odometry path length at each sample
+        self._fix: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._newest: dict[str, float] = {}
+        self.resets = 0
+
+    @property
+    def has_fix(self) -> bool:
+        return self._fix is not None
+
+    def check_time(self, stamp: float, stream: str = "odom") -> bool:
+        """Record a stamp of one input stream ("odom", "image", ...); if it jumped backwards by more
+        than `time_jump_s` (a bag restarted, sim time reset), reset everything and return True."""
+        newest = self._newest.get(stream)
+        if newest is not None and stamp < newest - self.config.time_jump_s:
+            resets = self.resets + 1
+            self.reset()
+            self.resets = resets
+            self._newest[stream] = stamp
+            return True
+        self._newest[stream] = stamp if newest is None else max(newest, stamp)
+        return False
+
+    def add_odometry(self, stamp: float, odom_pose: np.ndarray) -> None:
+        """Add an `odom` pose. Raises ValueError on NaN/inf; out-of-order samples are inserted."""
+        odom_pose = np.asarray(odom_pose, dtype=float)
+        if odom_pose.shape != (3,) or not np.isfinite(odom_pose).all() or not math.isfinite(stamp):
+            raise ValueError("odometry: expected a finite (x, y, yaw) pose and stamp")
+        self.check_time(stamp)
+        i = bisect.bisect(self._stamps, stamp)
+        if i > 0 and self._stamps[i - 1] == stamp:
+            return
+        self._stamps.insert(i, stamp)
+        self._poses.insert(i, odom_pose)
+        if i == len(self._stamps) - 1:  # in order: extend the path length
+            step = float(np.hypot(*(odom_pose[:2] - self._poses[i - 1][:2]))) if i else 0.0
+            self._distance.append((self._distance[-1] if i else 0.0) + step)
+        else:  # out of order: recompute from scratch (rare)
+            steps = [float(np.hypot(*(b[:2] - a[:2]))) for a, b in zip(self._poses, self._poses[1:])]
+            self._distance = [0.0, *np.cumsum(steps).tolist()]
+        while self._stamps and self._stamps[0] < self._stamps[-1] - self.config.buffer_s:
+            self._stamps.pop(0)
+            self._poses.pop(0)
+            self._distance.pop(0)
+
+    def odom_at(self, stamp: float) -> tuple[np.ndarray, float] | None:
+        """Interpolated `odom` pose and cumulative distance at `stamp`, or None outside the buffer."""
+        if not self._stamps:
+            return None
+        if stamp > self._stamps[-1] + self.config.max_extrapolation_s or stamp < self._stamps[0] - self.config.max_extrapolation_s:
+            return None
+        if len(self._stamps) == 1:
+            return self._poses[0].copy(), 0.0
+        i = min(max(bisect.bisect(self._stamps, stamp), 1), len(self._stamps) - 1)
+        t0, t1 = self._stamps[i - 1], self._stamps[i]
+        pose = interpolate_pose(t0, self._poses[i - 1], t1, self._poses[i], stamp)
+        a = 0.0 if t1 == t0 else (stamp - t0) / (t1 - t0)
+        return pose, self._distance[i - 1] + a * (self._distance[i] - self._distance[i - 1])
+
+    def set_fix(self, stamp: float, map_pose: np.ndarray, covariance: np.ndarray | None = None) -> None:
+        """An absolute pose of base_link in `map` at `stamp` (seed, re-seed or accepted fix)."""
+        map_pose = np.asarray(map_pose, dtype=float)
+        if map_pose.shape != (3,) or not np.isfinite(map_pose).all():
+            raise ValueError("fix: expected a finite (x, y, yaw) pose")
+        if covariance is None:
+            covariance = np.diag([self.config.initial_std_xy_m**2] * 2 + [math.radians(self.config.initial_std_yaw_deg)**2])
+        covariance = np.asarray(covariance, dtype=float)
+        if covariance.shape != (3, 3) or not np.isfinite(covariance).all():
+            raise ValueError("fix covariance: expected a finite 3x3 matrix")
+        self._fix = (stamp, map_pose.copy(), covariance.copy())
+
+    def prior_at(self, stamp: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The fix propagated to `stamp` by odometry: (pose (3,), covariance (3, 3)), or None."""
+        if self._fix is None:
+            return None
+        fix_stamp, fix_pose, fix_cov = self._fix
+        at_fix, at_now = self.odom_at(fix_stamp), self.odom_at(stamp)
+        if at_now is None:
+            return None
+        if at_fix is None:
+            # The fix predates the buffer: use the oldest odometry we still have.
+            at_fix = (self._poses[0], self._distance[0])
+        delta = relative(at_fix[0], at_now[0])
+        distance = abs(at_now[1] - at_fix[1])
+        pose = compose(fix_pose, delta)
+        return pose, propagate_covariance(fix_pose, fix_cov, delta, distance, stamp - fix_stamp, self.config)

@@ -1,0 +1,63 @@
+import math
+
+import numpy as np
+import pytest
+
+from cvfm_ros.runtime.frames import compose
+from cvfm_ros.runtime.prior import PriorConfig, PriorTracker, interpolate_pose
+
+
+def _drive(n=100, rate=10.0):
+    t = np.arange(n) / rate
+    yaw = 0.3 * np.sin(t / 3)
+    x = np.cumsum(np.cos(yaw)) * 0.8
+    y = np.cumsum(np.sin(yaw)) * 0.8
+    return t, np.stack([x, y, yaw], -1)
+
+
+def test_interpolate_pose_takes_the_short_way_round():
+    p = interpolate_pose(0.0, np.array([0, 0, 3.1]), 1.0, np.array([2, 0, -3.1]), 0.5)
+    assert p[0] == pytest.approx(1.0) and abs(abs(p[2]) - math.pi) < 1e-6
+
+
+def test_prior_follows_odometry_from_a_fix():
+    t, odom = _drive()
+    tracker = PriorTracker()
+    offset = np.array([100.0, 50.0, 0.7])  # map_from_odom
+    for ti, p in zip(t, odom):
+        tracker.add_odometry(ti, p)
+    tracker.set_fix(t[10], compose(offset, odom[10]), np.diag([0.01, 0.01, 1e-4]))
+    pose, cov = tracker.prior_at(t[80] + 0.05)
+    truth = compose(offset, interpolate_pose(t[80], odom[80], t[81], odom[81], t[80] + 0.05))
+    assert np.allclose(pose, truth, atol=1e-9)
+    assert cov[0, 0] > 0.01 and cov[2, 2] > 1e-4  # uncertainty grows with travel
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_no_prior_without_fix_or_odometry():
+    tracker = PriorTracker()
+    assert tracker.prior_at(1.0) is None
+    tracker.set_fix(1.0, np.zeros(3))
+    assert tracker.prior_at(1.0) is None  # no odometry yet
+    tracker.add_odometry(1.0, np.zeros(3))
+    assert tracker.prior_at(5.0) is None  # too far beyond the newest odometry
+    assert tracker.prior_at(1.1) is not None
+
+
+def test_backwards_time_jump_resets():
+    t, odom = _drive()
+    tracker = PriorTracker(PriorConfig(time_jump_s=1.0))
+    for ti, p in zip(t, odom):
+        tracker.add_odometry(ti, p)
+    tracker.set_fix(t[-1], np.zeros(3))
+    assert not tracker.check_time(t[-1] - 5.0, stream="image")  # first image stamp
+    assert tracker.check_time(t[-1] - 5.0)
+    assert not tracker.has_fix and tracker.prior_at(t[-1]) is None and tracker.resets == 1
+
+
+def test_bad_odometry_rejected():
+    tracker = PriorTracker()
+    with pytest.raises(ValueError, match="odometry"):
+        tracker.add_odometry(0.0, np.array([np.nan, 0, 0]))
+    with pytest.raises(ValueError, match="prior.buffer_s"):
+        PriorConfig(buffer_s=0)
