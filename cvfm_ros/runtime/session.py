@@ -1,0 +1,130 @@
+"""One robot's localization session: prior tracking + the localizer + statistics.
+
+The ROS node and the replay tool both drive this class, so a bag replay runs exactly the prior
+propagation and gating the node runs. Pure Python (no ROS); not thread-safe (callers serialise).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..geometry import MountedCamera
+from .prior import PriorConfig, PriorTracker
+from .result import LocalizationResult, Status
+
+
+class LocalizerLike(Protocol):
+    def localize(self, image: np.ndarray, camera: MountedCamera, prior: np.ndarray, prior_cov: np.ndarray,
+                 stamp: float) -> LocalizationResult: ...
+
+
+@dataclass
+class SessionStats:
+    """Counters the node reports in /diagnostics and replay writes to its report."""
+
+    frames: int = 0
+    dropped_frames: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    bad_inputs: Counter = field(default_factory=Counter)
+    time_jumps: int = 0
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=200))
+    image_stamps: deque = field(default_factory=lambda: deque(maxlen=50))
+    last_status: str = "NONE"
+    last_reason: str = ""
+    last_coverage: float | None = None
+
+    def input_rate_hz(self) -> float:
+        if len(self.image_stamps) < 2 or self.image_stamps[-1] <= self.image_stamps[0]:
+            return 0.0
+        return (len(self.image_stamps) - 1) / (self.image_stamps[-1] - self.image_stamps[0])
+
+    def latency_ms(self, q: float = 50.0) -> float:
+        return float(np.percentile(list(self.latencies_ms), q)) if self.latencies_ms else 0.0
+
+
+class LocalizationSession:
+    """Feed odometry, seeds and images; get one `LocalizationResult` per processed image."""
+
+    def __init__(self, localizer: LocalizerLike, prior_config: PriorConfig | None = None) -> None:
+        self.localizer = localizer
+        self.tracker = PriorTracker(prior_config)
+        self.stats = SessionStats()
+
+    def on_odometry(self, stamp: float, odom_pose: np.ndarray) -> None:
+        """Raises ValueError for a non-finite pose (the caller counts and logs it)."""
+        resets = self.tracker.resets
+        self.tracker.add_odometry(stamp, odom_pose)
+        self.stats.time_jumps += self.tracker.resets - resets
+
+    def seed(self, stamp: float, map_pose: np.ndarray, covariance: np.ndarray | None = None) -> None:
+        """An absolute pose from /initialpose, NavSatFix or configuration."""
+        self.tracker.set_fix(stamp, map_pose, covariance)
+
+    def record_bad_input(self, source: str, reason: str) -> None:
+        self.stats.bad_inputs[source] += 1
+        self.stats.last_status, self.stats.last_reason = Status.BAD_INPUT.name, f"{source}: {reason}"
+
+    def on_image(self, image: np.ndarray, stamp: float, camera: MountedCamera) -> LocalizationResult:
+        started = time.perf_counter()
+        self.stats.frames += 1
+        self.stats.image_stamps.append(stamp)
+        if self.tracker.check_time(stamp, stream="image"):
+            self.stats.time_jumps += 1
+            result = LocalizationResult(stamp, Status.NO_PRIOR, "time jumped backwards: prior and buffers reset")
+        else:
+            prior = self.tracker.prior_at(stamp)
+            if prior is None:
+                reason = ("no absolute seed yet (set an initial pose, /initialpose or a NavSatFix)"
+                          if not self.tracker.has_fix else "no odometry around the image stamp")
+                result = LocalizationResult(stamp, Status.NO_PRIOR, reason)
+            else:
+                result = self.localizer.localize(image, camera, prior[0], prior[1], stamp)
+                if result.ok:
+                    self.tracker.set_fix(stamp, result.pose, result.covariance)
+        self.stats.statuses[result.status.name] += 1
+        self.stats.last_status, self.stats.last_reason = result.status.name, result.reason
+        if result.coverage is not None:
+            self.stats.last_coverage = result.coverage
+        self.stats.latencies_ms.append((time.perf_counter() - started) * 1e3)
+        return result
+
+
+class LatestSlot:
+    """A one-item mailbox: producers overwrite, the consumer always gets the newest item.
+
+    Used to run inference on a worker without building a backlog: an item replaced before the
+    worker took it counts as dropped.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item = None
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item) -> bool:
+        """Store `item`; returns True if an unprocessed item was dropped to make room."""
+        with self._cond:
+            dropped = self._item is not None
+            self.dropped += int(dropped)
+            self._item = item
+            self._cond.notify()
+            return dropped
+
+    def take(self, timeout: float | None = None):
+        """The newest item (removing it), or None after `timeout` seconds or once closed."""
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
