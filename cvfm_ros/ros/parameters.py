@@ -1,0 +1,74 @@
+"""Declare a settings dataclass as ROS 2 parameters (one place, with descriptors) and read it back.
+
+Nested dataclasses become dotted parameter names (`tiles.path`, `prior.buffer_s`), which is how
+ROS 2 YAML nests them under `ros__parameters`. Descriptors carry the field's `help`, its numeric
+`range` and `read_only` from `dataclasses.field(metadata=...)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.node import Node
+
+from ..config import from_dict
+
+_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+
+
+def _leaves(cls: type, prefix: str = "") -> list[tuple[str, Any, Any, dict]]:
+    """(dotted name, type, default, metadata) of every scalar field, recursing into dataclasses."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    default_obj = cls()
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        value = getattr(default_obj, f.name)
+        if dataclasses.is_dataclass(hint):
+            out += _leaves(hint, f"{prefix}{f.name}.")
+            continue
+        if typing.get_origin(hint) is typing.Literal:
+            hint = type(typing.get_args(hint)[0])
+        out.append((prefix + f.name, hint, value, dict(f.metadata)))
+    return out
+
+
+def declare_settings(node: Node, cls: type) -> list[str]:
+    """Declare every field of dataclass `cls` as a parameter with a descriptor; returns the names."""
+    names = []
+    for name, hint, default, meta in _leaves(cls):
+        if hint not in _TYPES:
+            raise TypeError(f"parameter {name}: unsupported type {hint}")
+        descriptor = ParameterDescriptor(name=name, type=_TYPES[hint], description=meta.get("help", ""),
+                                         read_only=bool(meta.get("read_only", False)))
+        if "choices" in meta:
+            descriptor.additional_constraints = "one of: " + ", ".join(meta["choices"])
+        if "range" in meta:
+            lo, hi = meta["range"]
+            if hint is float:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi))]
+            elif hint is int:
+                descriptor.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+        node.declare_parameter(name, default, descriptor)
+        names.append(name)
+    return names
+
+
+def read_settings(node: Node, cls: type):
+    """Read the declared parameters back into `cls`; errors name the parameter."""
+    nested: dict[str, Any] = {}
+    for name, hint, _, meta in _leaves(cls):
+        value = node.get_parameter(name).value
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if "choices" in meta and value not in meta["choices"]:
+            raise ValueError(f"parameter {name}: expected one of {list(meta['choices'])}, got {value!r}")
+        level = nested
+        parts = name.split(".")
+        for part in parts[:-1]:
+            level = level.setdefault(part, {})
+        level[parts[-1]] = value
+    return from_dict(cls, nested, where="parameter")
