@@ -1,0 +1,1 @@
+"""Evaluation: metrics per ../shared/CONVENTIONS.md, trajectories (TUM), plots and reports."""
