@@ -44,7 +44,7 @@ def _overrides(context):
         params["datum.latitude"], params["datum.longitude"] = parts[0], parts[1]
         params["datum.altitude"] = parts[2] if len(parts) == 3 else 0.0
     if get("backend"):
-        params["backend"] = get("backend")
+        params["matcher.backend"] = get("backend")
     # Never have two publishers of map -> odom.
     params["tf_mode"] = "leaf" if get("with_ekf").lower() == "true" else "map_to_odom"
     localizer = Node(

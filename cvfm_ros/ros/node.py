@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 def _default_factory(settings: NodeSettings):
     from ..runtime.localizer import Localizer
 
-    return Localizer(settings.localizer)
+    return Localizer(settings.localizer_config())
 
 
 class LocalizerNode(LifecycleNode):

@@ -1,0 +1,154 @@
+"""Settings of the localizer and the node: one dataclass tree, loaded from `config/localize.yaml`.
+
+The same tree is declared as ROS 2 parameters by the node (dotted names, e.g. `tiles.path`) and
+read from the YAML's `cvfm_localizer: ros__parameters:` section by `cvfm-ros replay`, so a bag
+replay runs with exactly the node's configuration. Field metadata gives each parameter's
+description (`help`), numeric `range`, allowed `choices` and whether it is `read_only`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import from_dict, load_yaml
+from ..geometry import SE3, MountedCamera
+from .prior import PriorConfig
+from .tiles import TileConfig
+
+NODE_NAME = "cvfm_localizer"
+RO = {"read_only": True}
+
+
+def _f(default, help: str, **meta):
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class DatumSettings:
+    """The geodetic origin of `map` (ENU)."""
+
+    latitude: float = _f(47.6062, "datum latitude in degrees (map origin)", range=(-85.05, 85.05), **RO)
+    longitude: float = _f(-122.3321, "datum longitude in degrees", range=(-180.0, 180.0), **RO)
+    altitude: float = _f(0.0, "datum altitude in metres (WGS84 ellipsoid)", **RO)
+
+
+@dataclass
+class CameraSettings:
+    """The camera model and its mounting when no TF is available."""
+
+    model: str = _f("panorama", "camera model: panorama (equirectangular) or pinhole (uses camera_info)",
+                    choices=("panorama", "pinhole"), **RO)
+    frame_id: str = _f("", "camera frame for the TF lookup base_link -> camera (empty: the image's frame_id)")
+    x_m: float = _f(0.0, "camera position in base_link, metres (used without TF)")
+    y_m: float = _f(0.0, "camera position in base_link, metres (used without TF)")
+    height_m: float = _f(1.8, "camera height above the ground under base_link, metres", range=(0.2, 10.0))
+    roll_deg: float = _f(0.0, "camera roll, degrees (used without TF)", range=(-45.0, 45.0))
+    pitch_deg: float = _f(0.0, "camera pitch down, degrees (used without TF)", range=(-45.0, 45.0))
+    yaw_deg: float = _f(0.0, "camera yaw relative to base_link +x, degrees (used without TF)", range=(-180.0, 180.0))
+
+    def extrinsics(self) -> SE3:
+        """Pose of the camera frame in base_link (optical frame for pinhole, panorama frame else)."""
+        from ..geometry import BASE_FROM_OPTICAL
+
+        r, p, y = (math.radians(v) for v in (self.roll_deg, self.pitch_deg, self.yaw_deg))
+        cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
+        rz = torch.tensor([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
+        ry = torch.tensor([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])  # positive pitch looks down
+        rx = torch.tensor([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])
+        rot = rz @ ry @ rx
+        if self.model == "pinhole":
+            rot = rot @ BASE_FROM_OPTICAL
+        return SE3(rot, torch.tensor([self.x_m, self.y_m, self.height_m]))
+
+
+@dataclass
+class MatcherSettings:
+    kind: str = _f("model", "model (ViewBridge matcher) or baseline (classical NCC)", choices=("model", "baseline"), **RO)
+    weights: str = _f("", "checkpoint path; empty uses the weights shipped in the package", **RO)
+    backend: str = _f("auto", "inference backend", choices=("auto", "torch", "onnxruntime", "tensorrt"), **RO)
+    device: str = _f("auto", "inference device", choices=("auto", "cuda", "cpu"), **RO)
+    cache_dir: str = _f("", "where exported ONNX/TensorRT engines are cached (empty: ~/.cache/cvfm_ros)", **RO)
+
+
+@dataclass
+class GateSettings:
+    mahalanobis_threshold: float = _f(16.27, "reject fixes whose Mahalanobis distance squared to the prior "
+                                      "exceeds this (16.27 = chi-square 3 dof at 99.9%)", range=(0.1, 1e6))
+    min_matches: int = _f(12, "fewer weighted matches than this is LOW_CONFIDENCE", range=(3, 100000))
+    min_score: float = _f(0.05, "mean match confidence below this is LOW_CONFIDENCE", range=(0.0, 1.0))
+    max_std_xy_m: float = _f(5.0, "a fix with a larger 1-sigma position uncertainty is LOW_CONFIDENCE", range=(0.01, 1e4))
+
+
+@dataclass
+class InitialPoseSettings:
+    enabled: bool = _f(False, "seed the prior from these values at start (else /initialpose or a NavSatFix)")
+    x: float = _f(0.0, "initial x in map, metres")
+    y: float = _f(0.0, "initial y in map, metres")
+    yaw: float = _f(0.0, "initial yaw in map, radians CCW from east", range=(-math.pi, math.pi))
+    std_xy_m: float = _f(5.0, "1-sigma of the initial position", range=(0.01, 1e4))
+    std_yaw_deg: float = _f(5.0, "1-sigma of the initial yaw", range=(0.01, 180.0))
+
+
+@dataclass
+class LocalizerConfig:
+    """Everything `Localizer` needs (no ROS)."""
+
+    datum: DatumSettings = field(default_factory=DatumSettings)
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    matcher: MatcherSettings = field(default_factory=MatcherSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
+    tiles: TileConfig = field(default_factory=TileConfig)
+
+
+@dataclass
+class NodeSettings:
+    """The node's parameters (ROS names are the dotted paths of these fields)."""
+
+    autostart: bool = _f(True, "configure and activate at start (else drive the lifecycle externally)", **RO)
+    map_frame: str = _f("map", "frame of the published pose", **RO)
+    odom_frame: str = _f("odom", "odometry frame", **RO)
+    base_frame: str = _f("base_link", "robot body frame", **RO)
+    tf_mode: str = _f("map_to_odom", "map_to_odom (no EKF), leaf (EKF owns map->odom) or none",
+                      choices=("map_to_odom", "leaf", "none"), **RO)
+    leaf_frame: str = _f("cvfm_base_link", "child frame of the TF in leaf mode", **RO)
+    use_compressed: bool = _f(False, "subscribe to image/compressed (sensor_msgs/CompressedImage)", **RO)
+    diagnostics_period_s: float = _f(1.0, "period of /diagnostics", range=(0.05, 60.0), **RO)
+    initial_pose: InitialPoseSettings = field(default_factory=InitialPoseSettings)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    datum: DatumSettings = field(default_factory=DatumSettings)
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    matcher: MatcherSettings = field(default_factory=MatcherSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
+    tiles: TileConfig = field(default_factory=TileConfig)
+
+    def localizer_config(self) -> LocalizerConfig:
+        return LocalizerConfig(self.datum, self.camera, self.matcher, self.gate, self.tiles)
+
+    def validate(self) -> None:
+        """Cross-field checks (single fields are checked by their dataclasses); errors name the parameter."""
+        if self.tf_mode == "leaf" and self.leaf_frame in (self.map_frame, self.odom_frame, self.base_frame):
+            raise ValueError(f"parameter leaf_frame: must differ from map/odom/base frames, got {self.leaf_frame!r}")
+        lat = self.datum.latitude
+        if not (math.isfinite(lat) and abs(lat) < 85.05):
+            raise ValueError(f"parameter datum.latitude: expected a latitude within ±85.05°, got {lat}")
+
+    def datum_object(self):
+        from .geodesy import Datum
+
+        d = self.datum
+        return Datum(d.latitude, d.longitude, d.altitude)
+
+
+def load_node_settings(path: str | Path) -> NodeSettings:
+    """Read `config/localize.yaml` (ROS 2 parameter file layout) without ROS."""
+    data = load_yaml(path)
+    section = data.get(NODE_NAME, data.get("/**", {}))
+    params = section.get("ros__parameters", None) if isinstance(section, dict) else None
+    if params is None:
+        raise ValueError(f"config file {path}: expected '{NODE_NAME}: ros__parameters:'")
+    settings = from_dict(NodeSettings, params, where=f"{path}")
+    settings.validate()
+    return settings
