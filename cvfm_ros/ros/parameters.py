@@ -7,6 +7,7 @@ ROS 2 YAML nests them under `ros__parameters`. Descriptors carry the field's `he
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any
 
@@ -30,9 +31,17 @@ def _leaves(cls: type, prefix: str = "") -> list[tuple[str, Any, Any, dict]]:
         if dataclasses.is_dataclass(hint):
             out += _leaves(hint, f"{prefix}{f.name}.")
             continue
+        meta = dict(f.metadata)
         if typing.get_origin(hint) is typing.Literal:
+            meta.setdefault("choices", tuple(typing.get_args(hint)))
             hint = type(typing.get_args(hint)[0])
-        out.append((prefix + f.name, hint, value, dict(f.metadata)))
+        elif typing.get_origin(hint) in (typing.Union, types.UnionType):
+            # Optional[int] / Optional[float]: ROS parameters have no null, so -1 stands for None.
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            hint = args[0]
+            meta["none_sentinel"] = -1
+            value = -1 if value is None else value
+        out.append((prefix + f.name, hint, value, meta))
     return out
 
 
@@ -42,7 +51,8 @@ def declare_settings(node: Node, cls: type) -> list[str]:
     for name, hint, default, meta in _leaves(cls):
         if hint not in _TYPES:
             raise TypeError(f"parameter {name}: unsupported type {hint}")
-        descriptor = ParameterDescriptor(name=name, type=_TYPES[hint], description=meta.get("help", ""),
+        help_text = meta.get("help", "") + (" (-1: automatic)" if "none_sentinel" in meta else "")
+        descriptor = ParameterDescriptor(name=name, type=_TYPES[hint], description=help_text,
                                          read_only=bool(meta.get("read_only", False)))
         if "choices" in meta:
             descriptor.additional_constraints = "one of: " + ", ".join(meta["choices"])
@@ -64,6 +74,8 @@ def read_settings(node: Node, cls: type):
         value = node.get_parameter(name).value
         if hint is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if "none_sentinel" in meta and value == meta["none_sentinel"]:
+            value = None
         if "choices" in meta and value not in meta["choices"]:
             raise ValueError(f"parameter {name}: expected one of {list(meta['choices'])}, got {value!r}")
         level = nested

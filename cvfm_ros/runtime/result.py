@@ -54,6 +54,7 @@ class LocalizationResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     mahalanobis: float | None = None
     coverage: float | None = None
+    aerial_image: np.ndarray | None = None  # the aerial patch used (H, W, 3) uint8, for debug output
 
     @property
     def ok(self) -> bool:

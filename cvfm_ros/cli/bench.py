@@ -1,0 +1,111 @@
+"""`cvfm-ros bench`: per-stage and end-to-end latency and peak memory, backends side by side.
+
+Each backend runs in its own child process (so its peak RSS is its own) on the same frames of a
+generated drive, with warm-up frames excluded from the statistics.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="measure localizer latency and memory per backend")
+    parser.add_argument("--backends", default="torch,onnxruntime",
+                        help="comma-separated: torch, onnxruntime, tensorrt (default: %(default)s)")
+    parser.add_argument("--matcher", default="model", choices=["model", "baseline"])
+    parser.add_argument("--weights", default="", help="checkpoint (default: the shipped weights)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--frames", type=int, default=60, help="measured frames (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch/ORT threads (0: all cores)")
+    parser.add_argument("--camera", default="pano", choices=["pano", "pinhole"])
+    parser.add_argument("--json", required=True, help="output JSON path")
+    parser.set_defaults(func=run)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))} if values else {}
+
+
+def _bench_one(args: dict, queue: mp.Queue) -> None:
+    try:
+        import numpy as np
+        import torch
+
+        if args["threads"]:
+            torch.set_num_threads(args["threads"])
+        from ..data.drive import benchmark_frames
+        from ..runtime.localizer import Localizer
+
+        frames, config, tiles = benchmark_frames(args["camera"], args["frames"] + args["warmup"], cache=True)
+        config.matcher.kind = args["matcher"]
+        config.matcher.weights = args["weights"]
+        config.matcher.backend = args["backend"]
+        config.matcher.device = args["device"]
+        localizer = Localizer(config, tiles=tiles)
+        stages: dict[str, list[float]] = {}
+        statuses: dict[str, int] = {}
+        for k, (image, camera, prior, cov, stamp) in enumerate(frames):
+            started = time.perf_counter()
+            result = localizer.localize(image, camera, prior, cov, stamp)
+            total = (time.perf_counter() - started) * 1e3
+            if k < args["warmup"]:
+                continue
+            statuses[result.status.name] = statuses.get(result.status.name, 0) + 1
+            for name, ms in result.timings_ms.items():
+                if name != "total":
+                    stages.setdefault(name, []).append(ms)
+            stages.setdefault("end_to_end", []).append(total)
+        e2e = stages.pop("end_to_end", [])
+        queue.put({
+            "backend": localizer.backend_name,
+            "device": "cuda" if "cuda" in localizer.backend_name or localizer.backend_name == "tensorrt" else "cpu",
+            "end_to_end_ms": _percentiles(e2e),
+            "stages_ms": {k: _percentiles(v) for k, v in stages.items()},
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "frames": len(e2e),
+            "statuses": statuses,
+            "selection": localizer.backend_attempts,
+        })
+    except Exception as exc:  # reported per backend; the others still run
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import atomic_write_text
+
+    if args.frames < 1 or args.warmup < 0:
+        raise ValueError("--frames must be >= 1 and --warmup >= 0")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - {"torch", "onnxruntime", "tensorrt"}
+    if unknown:
+        raise ValueError(f"--backends: unknown {sorted(unknown)}; expected torch, onnxruntime, tensorrt")
+    ctx = mp.get_context("spawn")
+    report = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                          "cpus": os.cpu_count(), "python": platform.python_version()},
+              "settings": {k: v for k, v in vars(args).items() if k != "func"}}
+    for backend in backends:
+        queue = ctx.Queue()
+        child = ctx.Process(target=_bench_one, args=({**vars(args), "backend": backend, "func": None}, queue))
+        child.start()
+        result = queue.get()
+        child.join()
+        report[backend] = result
+        if "error" in result:
+            print(f"{backend:12s} failed: {result['error']}")
+        else:
+            e2e, model = result["end_to_end_ms"], result["stages_ms"].get("model", {})
+            print(f"{backend:12s} [{result['backend']}] end-to-end p50 {e2e['p50']:.1f} ms p95 {e2e['p95']:.1f} ms, "
+                  f"model p50 {model.get('p50', float('nan')):.1f} ms, peak RSS {result['peak_rss_mb']:.0f} MB")
+    atomic_write_text(Path(args.json), json.dumps(report, indent=2))
+    print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,205 @@
+"""The runtime localizer: one camera frame + a prior -> a pose of base_link in `map` with a
+calibrated covariance, a status with a reason, the matches and per-stage timings.
+
+    localizer = Localizer(LocalizerConfig())
+    result = localizer.localize(image, camera, prior, prior_cov, stamp)
+    if result.ok: publish(result.pose, result.covariance)
+
+Convention: `image` is (H, W, 3) uint8 RGB; `camera` is the MountedCamera of that image;
+`prior` is (x, y, yaw) of base_link in `map` with a 3x3 covariance; the aerial patch is north-up,
+centred on the prior, at the matcher's resolution.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..geometry import MountedCamera, PanoramaCamera, PinholeCamera
+from .backends import cache_key, select_backend
+from .frames import wrap
+from .result import LocalizationResult, Matches, Status
+from .settings import LocalizerConfig
+
+# Names of the exported matcher's inputs and outputs (ONNX graph and torch wrapper alike).
+INPUTS = ["ground", "aerial", "prior_yaw"]
+OUTPUTS = ["pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv", "match_weights"]
+
+
+class ExportableMatcher(torch.nn.Module):
+    """Positional-tensor wrapper around a matcher's dict interface (what ONNX and backends see)."""
+
+    def __init__(self, matcher: torch.nn.Module, aerial_mpp: float) -> None:
+        super().__init__()
+        self.matcher = matcher
+        self.aerial_mpp = float(aerial_mpp)
+
+    def forward(self, ground: torch.Tensor, aerial: torch.Tensor, prior_yaw: torch.Tensor):
+        out = self.matcher({"ground": ground, "aerial": aerial, "aerial_mpp": self.aerial_mpp, "prior_yaw": prior_yaw})
+        return tuple(out[k].to(torch.float32) for k in OUTPUTS)
+
+
+def _model_camera(camera: MountedCamera, size: tuple[int, int]) -> tuple[MountedCamera, float, float]:
+    """The camera at the matcher's input size (width, height) and the (sx, sy) pixel scale."""
+    width, height = size
+    cam = camera.camera
+    sx, sy = width / cam.width, height / cam.height
+    if isinstance(cam, PanoramaCamera):
+        return MountedCamera(PanoramaCamera(width, height), camera.base_from_camera), sx, sy
+    scaled = PinholeCamera(cam.fx * sx, cam.fy * sy, (cam.cx + 0.5) * sx - 0.5, (cam.cy + 0.5) * sy - 0.5, width, height)
+    return MountedCamera(scaled, camera.base_from_camera), sx, sy
+
+
+def _camera_key(camera: MountedCamera) -> str:
+    c = camera.camera
+    intr = (c.kind, c.width, c.height) + ((round(c.fx, 3), round(c.fy, 3), round(c.cx, 3), round(c.cy, 3))
+                                          if isinstance(c, PinholeCamera) else ())
+    ext = tuple(np.round(camera.base_from_camera.matrix().numpy().reshape(-1), 4).tolist())
+    return repr((intr, ext))
+
+
+class Localizer:
+    """See the module docstring. `matcher` and `tiles` may be injected (tests, replay)."""
+
+    def __init__(self, config: LocalizerConfig, matcher: torch.nn.Module | None = None, tiles=None) -> None:
+        from .geodesy import Datum
+        from .tiles import TileCache
+
+        self.config = config
+        d = config.datum
+        self.datum = Datum(d.latitude, d.longitude, d.altitude)
+        self.tiles = tiles if tiles is not None else TileCache(config.tiles, self.datum)
+        if matcher is None:
+            from ..model import load_matcher_for
+            matcher = load_matcher_for(config.matcher)
+        self.matcher = matcher.eval()
+        meta = getattr(matcher, "runtime_metadata", {}) or {}
+        self.ground_size: dict[str, tuple[int, int]] = {
+            "panorama": tuple(meta.get("panorama_size", (512, 256))),
+            "pinhole": tuple(meta.get("pinhole_size", (384, 288))),
+        }
+        self.aerial_size = int(meta.get("aerial_size_px", 256))
+        self.aerial_mpp = float(meta.get("aerial_mpp", 0.2))
+        self.covariance_scale = float(meta.get("covariance_scale", 1.0))
+        self.covariance_floor = np.diag(meta.get("covariance_floor", [0.05**2, 0.05**2, math.radians(0.2) ** 2]))
+        self._backends: dict[str, object] = {}
+        self.backend_name = "not selected yet"
+        self.backend_attempts: list[tuple[str, str]] = []
+        cache_dir = config.matcher.cache_dir or str(Path.home() / ".cache" / "cvfm_ros")
+        self.cache_dir = Path(cache_dir)
+
+    # ------------------------------------------------------------------ backend per camera
+    def _backend_for(self, model_camera: MountedCamera, example: dict[str, np.ndarray]):
+        key = _camera_key(model_camera)
+        if key not in self._backends:
+            self.matcher.set_camera(model_camera)
+            wrapper = ExportableMatcher(self.matcher, self.aerial_mpp).eval()
+            artifact = cache_key(self.matcher.state_dict(), key + repr({k: v.shape for k, v in example.items()}))
+            selection = select_backend(self.config.matcher.backend, self.config.matcher.device, wrapper, example,
+                                       INPUTS, OUTPUTS, self.cache_dir, artifact, ["pose"],
+                                       {"pose": 0.05})
+            self._backends[key] = selection.backend
+            self.backend_name = selection.backend.name
+            self.backend_attempts = selection.attempts
+        return self._backends[key]
+
+    # ------------------------------------------------------------------ per frame
+    def localize(self, image: np.ndarray, camera: MountedCamera, prior: np.ndarray, prior_cov: np.ndarray,
+                 stamp: float) -> LocalizationResult:
+        timings: dict[str, float] = {}
+        t_start = time.perf_counter()
+
+        def bad(reason: str) -> LocalizationResult:
+            return LocalizationResult(stamp, Status.BAD_INPUT, reason, timings_ms=timings)
+
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            return bad(f"image: expected (H, W, 3) uint8 RGB, got {getattr(image, 'shape', None)} "
+                       f"{getattr(image, 'dtype', type(image).__name__)}")
+        if (image.shape[1], image.shape[0]) != (camera.camera.width, camera.camera.height):
+            return bad(f"image: {image.shape[1]}x{image.shape[0]} does not match the camera model "
+                       f"{camera.camera.width}x{camera.camera.height}")
+        prior = np.asarray(prior, dtype=float)
+        prior_cov = np.asarray(prior_cov, dtype=float)
+        if prior.shape != (3,) or not np.isfinite(prior).all():
+            return bad("prior: expected a finite (x, y, yaw)")
+        if prior_cov.shape != (3, 3) or not np.isfinite(prior_cov).all() or np.any(np.linalg.eigvalsh(0.5 * (prior_cov + prior_cov.T)) <= 0):
+            return bad("prior_cov: expected a finite positive-definite 3x3 covariance")
+
+        # -- tiles
+        t0 = time.perf_counter()
+        try:
+            patch = self.tiles.read_patch(prior[:2], self.aerial_size, self.aerial_mpp)
+        except Exception as exc:  # the tile layer reports missing/corrupt coverage by exception
+            timings["tiles"] = (time.perf_counter() - t0) * 1e3
+            return LocalizationResult(stamp, Status.NO_TILES, f"{type(exc).__name__}: {exc}", timings_ms=timings)
+        timings["tiles"] = (time.perf_counter() - t0) * 1e3
+
+        # -- preprocessing
+        t0 = time.perf_counter()
+        cam = camera.camera
+        if isinstance(cam, PinholeCamera) and cam.is_distorted:
+            image, undistorted = cam.undistort_image(image)
+            camera = MountedCamera(undistorted, camera.base_from_camera)
+        size = self.ground_size[camera.camera.kind]
+        model_camera, sx, sy = _model_camera(camera, size)
+        ground = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        example = {
+            "ground": (ground.astype(np.float32) / 255.0).transpose(2, 0, 1)[None],
+            "aerial": (np.asarray(patch.image, dtype=np.float32) / 255.0).transpose(2, 0, 1)[None],
+            "prior_yaw": np.array([prior[2]], dtype=np.float32),
+        }
+        timings["preprocess"] = (time.perf_counter() - t0) * 1e3
+
+        # -- model
+        t0 = time.perf_counter()
+        try:
+            backend = self._backend_for(model_camera, example)
+            out = backend(example)
+        except ValueError as exc:
+            timings["model"] = (time.perf_counter() - t0) * 1e3
+            return bad(str(exc))
+        timings["model"] = (time.perf_counter() - t0) * 1e3
+
+        # -- solve: patch frame -> map, covariance calibration, confidence and gating
+        t0 = time.perf_counter()
+        pose_patch = out["pose"][0].astype(float)
+        pose = np.array([patch.cx + pose_patch[0], patch.cy + pose_patch[1], wrap(float(pose_patch[2]))])
+        cov = self.covariance_scale * out["covariance"][0].astype(float) + self.covariance_floor
+        cov = 0.5 * (cov + cov.T)
+        weights = out["match_weights"][0].astype(float)
+        keep = weights > 1e-4 * max(float(weights.max()), 1e-12)
+        aerial_uv = out["matches_aerial_uv"][0][keep].astype(float)
+        grid = patch.grid if hasattr(patch, "grid") else None
+        map_xy = (np.stack([patch.cx + (aerial_uv[:, 0] - (self.aerial_size - 1) / 2) * patch.mpp,
+                            patch.cy - (aerial_uv[:, 1] - (self.aerial_size - 1) / 2) * patch.mpp], -1)
+                  if grid is None else grid.pixel_to_metric(torch.as_tensor(aerial_uv)).numpy())
+        ground_uv = out["matches_ground_uv"][0][keep].astype(float) / np.array([sx, sy])
+        matches = Matches(ground_uv, aerial_uv, map_xy, weights[keep])
+        score = float(weights[keep].mean()) if keep.any() else 0.0
+        result = LocalizationResult(stamp, Status.OK, "", pose, cov, matches, score, timings,
+                                    coverage=float(getattr(patch, "coverage", 1.0)))
+        result.aerial_image = np.asarray(patch.image)
+        if not bool(out["valid"][0] > 0.5) or not np.isfinite(pose).all() or not np.isfinite(cov).all():
+            result.status, result.reason = Status.LOW_CONFIDENCE, "the matcher found no consistent solution"
+        elif len(matches) < self.config.gate.min_matches:
+            result.status, result.reason = Status.LOW_CONFIDENCE, f"only {len(matches)} matches (< {self.config.gate.min_matches})"
+        elif score < self.config.gate.min_score:
+            result.status, result.reason = Status.LOW_CONFIDENCE, f"mean match confidence {score:.3f} < {self.config.gate.min_score}"
+        elif math.sqrt(max(cov[0, 0], cov[1, 1])) > self.config.gate.max_std_xy_m:
+            result.status, result.reason = Status.LOW_CONFIDENCE, f"position 1-sigma {math.sqrt(max(cov[0, 0], cov[1, 1])):.2f} m too large"
+        else:
+            err = pose - prior
+            err[2] = wrap(err[2])
+            d2 = float(err @ np.linalg.solve(prior_cov + cov, err))
+            result.mahalanobis = d2
+            if d2 > self.config.gate.mahalanobis_threshold:
+                result.status = Status.REJECTED_BY_GATE
+                result.reason = f"Mahalanobis distance² {d2:.1f} to the prior > {self.config.gate.mahalanobis_threshold}"
+        timings["solve"] = (time.perf_counter() - t0) * 1e3
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        return result
