@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..geometry import MountedCamera, PanoramaCamera, PinholeCamera
+from ..geometry import MetricGrid, MountedCamera, PanoramaCamera, PinholeCamera
 from .backends import cache_key, select_backend
 from .frames import wrap
 from .result import LocalizationResult, Matches, Status
@@ -68,12 +68,12 @@ class Localizer:
 
     def __init__(self, config: LocalizerConfig, matcher: torch.nn.Module | None = None, tiles=None) -> None:
         from .geodesy import Datum
-        from .tiles import TileCache
+        from .tiles import TileStore
 
         self.config = config
         d = config.datum
         self.datum = Datum(d.latitude, d.longitude, d.altitude)
-        self.tiles = tiles if tiles is not None else TileCache(config.tiles, self.datum)
+        self.tiles = tiles if tiles is not None else TileStore(config.tiles, self.datum)
         if matcher is None:
             from ..model import load_matcher_for
             matcher = load_matcher_for(config.matcher)
@@ -174,10 +174,8 @@ class Localizer:
         weights = out["match_weights"][0].astype(float)
         keep = weights > 1e-4 * max(float(weights.max()), 1e-12)
         aerial_uv = out["matches_aerial_uv"][0][keep].astype(float)
-        grid = patch.grid if hasattr(patch, "grid") else None
-        map_xy = (np.stack([patch.cx + (aerial_uv[:, 0] - (self.aerial_size - 1) / 2) * patch.mpp,
-                            patch.cy - (aerial_uv[:, 1] - (self.aerial_size - 1) / 2) * patch.mpp], -1)
-                  if grid is None else grid.pixel_to_metric(torch.as_tensor(aerial_uv)).numpy())
+        grid = MetricGrid(patch.image.shape[0], patch.image.shape[1], patch.mpp, patch.cx, patch.cy)
+        map_xy = grid.pixel_to_metric(torch.as_tensor(aerial_uv)).numpy()
         ground_uv = out["matches_ground_uv"][0][keep].astype(float) / np.array([sx, sy])
         matches = Matches(ground_uv, aerial_uv, map_xy, weights[keep])
         score = float(weights[keep].mean()) if keep.any() else 0.0
