@@ -80,7 +80,7 @@ class TileConfig:
         if not 0.0 <= self.min_coverage <= 1.0:
             raise ValueError(f"TileConfig.min_coverage: expected a share in [0, 1], got {self.min_coverage}")
         if self.url_template:
-            check_url_template(self.url_template)
+            check_url_template(self.url_template, "TileConfig.url_template")
 
     @property
     def resolved_kind(self) -> str:
@@ -102,14 +102,14 @@ class TileConfig:
         return bool(self.url_template) and not self.offline
 
 
-def check_url_template(template: str) -> str:
+def check_url_template(template: str, name: str = "url_template") -> str:
     """Return `template`, or raise ValueError unless it is an http(s) URL with {z}, {x} and {y} or {-y}."""
     parts = urlsplit(template.replace("{", "").replace("}", ""))
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"url_template: expected an http:// or https:// URL, got {template!r}")
+        raise ValueError(f"{name}: expected an http:// or https:// URL, got {template!r}")
     missing = [key for key in ("{z}", "{x}") if key not in template]
     if "{y}" not in template and "{-y}" not in template:
         missing.append("{y} or {-y}")
     if missing:
-        raise ValueError(f"url_template: missing placeholder(s) {', '.join(missing)} in {template!r}")
+        raise ValueError(f"{name}: missing placeholder(s) {', '.join(missing)} in {template!r}")
     return template

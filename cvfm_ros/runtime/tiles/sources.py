@@ -220,7 +220,7 @@ class GeoTiffSource:
         # Native ground resolution, measured on the ellipsoid between two neighbouring pixel centres.
         to_ll = pyproj.Transformer.from_crs(self._ds.crs.to_wkt(), "EPSG:4326", always_xy=True)
         c, r = self._ds.width / 2.0, self._ds.height / 2.0
-        (x0, y0), (x1, y1) = self._ds.transform * (c, r), self._ds.transform * (c + 1.0, r)
+        (x0, y0), (x1, y1) = _affine(self._ds.transform, c, r), _affine(self._ds.transform, c + 1.0, r)
         lon0, lat0 = to_ll.transform(x0, y0)
         lon1, lat1 = to_ll.transform(x1, y1)
         self.native_mpp = float(pyproj.Geod(ellps="WGS84").inv(lon0, lat0, lon1, lat1)[2])
@@ -244,7 +244,7 @@ class GeoTiffSource:
         lat, lon = world_px_to_latlon(uu, vv, tile.z, t)
         with self._lock:
             xs, ys = self._to_crs.transform(lon, lat)
-        cols, rows = self._inverse * (np.asarray(xs), np.asarray(ys))
+        cols, rows = _affine(self._inverse, np.asarray(xs), np.asarray(ys))
         cols, rows = np.asarray(cols) - 0.5, np.asarray(rows) - 0.5  # OpenCV pixel centres
         c0, c1 = math.floor(np.nanmin(cols)) - 1, math.ceil(np.nanmax(cols)) + 2
         r0, r1 = math.floor(np.nanmin(rows)) - 1, math.ceil(np.nanmax(rows)) + 2
@@ -282,6 +282,13 @@ class GeoTiffSource:
     def close(self) -> None:
         with self._lock:
             self._ds.close()
+
+
+def _affine(transform, x, y):
+    # Coefficients written out: works with every `affine` version (its `*` operator is deprecated
+    # in favour of `@` in 3.x, which 2.x lacks for points) and on whole numpy arrays.
+    a, b, c, d, e, f = tuple(transform)[:6]
+    return a * x + b * y + c, d * x + e * y + f
 
 
 def open_source(path: str, kind: str = "auto", tms: bool = False, tile_size: int = 256,

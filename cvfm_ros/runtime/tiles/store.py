@@ -185,15 +185,16 @@ class TileStore:
         """The zoom used for a patch at `mpp` metres per pixel around latitude `lat_deg`.
 
         Convention: `TileConfig.zoom` if set; else the coarsest available zoom whose tiles are at
-        least as fine as `mpp`, or the finest available when none is that fine.
+        least as fine as `mpp`, or the finest available when none is that fine (with no tiles at
+        all: the ideal zoom within [min_zoom, max_zoom]).
         """
         if self.config.zoom is not None:
             return self.config.zoom
+        ideal = zoom_for_mpp(lat_deg, mpp, self.config.tile_size)
         zooms = self.available_zooms()
         if not zooms:
-            raise NoCoverage(f"tile source {self.config.path!r} holds no tiles "
-                             f"(zooms {self.config.min_zoom}-{self.config.max_zoom} allowed)")
-        ideal = zoom_for_mpp(lat_deg, mpp, self.config.tile_size)
+            # An empty cache: name the tiles of the right zoom as missing rather than fail vaguely.
+            return min(max(ideal, self.config.min_zoom), self.config.max_zoom)
         finer = [z for z in zooms if z >= ideal]
         return min(finer) if finer else max(zooms)
 
@@ -312,6 +313,7 @@ class TileStore:
         lat_c = float(self.datum.map_to_geodetic(cx, cy)[0])
         z0 = self.choose_zoom(lat_c, mpp) if zoom is None else int(zoom)
         t = self.config.tile_size
+        self._check_tile_budget(cx, cy, width, height, mpp, z0)
         xs = cx + (np.arange(width) - (width - 1) / 2.0) * mpp
         ys = cy - (np.arange(height) - (height - 1) / 2.0) * mpp
         lat, lon, _ = self.datum.map_to_geodetic(xs[None, :], ys[:, None])
@@ -338,6 +340,21 @@ class TileStore:
             raise NoCoverage(self._no_coverage_reason(result, min_coverage, lat_c, float(lon[height // 2, width // 2])),
                              result)
         return result
+
+    def _check_tile_budget(self, cx: float, cy: float, width: int, height: int, mpp: float, zoom: int) -> None:
+        # From the patch outline, before any per-pixel work: a typo in size_px or mpp must not
+        # cost seconds of geodesy first.
+        s = np.linspace(0.0, 1.0, 17)
+        hx, hy = (width - 1) / 2.0 * mpp, (height - 1) / 2.0 * mpp
+        ex = np.concatenate([cx - hx + 2 * hx * s, cx - hx + 2 * hx * s, np.full_like(s, cx - hx), np.full_like(s, cx + hx)])
+        ey = np.concatenate([np.full_like(s, cy - hy), np.full_like(s, cy + hy), cy - hy + 2 * hy * s, cy - hy + 2 * hy * s])
+        u, v = self.datum.map_to_world_px(ex, ey, zoom, self.config.tile_size)
+        t = self.config.tile_size
+        count = ((math.floor((u.max() + 1.5) / t) - math.floor((u.min() - 0.5) / t) + 1)
+                 * (math.floor((v.max() + 1.5) / t) - math.floor((v.min() - 0.5) / t) + 1))
+        if count > self.config.max_patch_tiles:
+            raise ValueError(f"size_px/mpp: the {width}x{height} px patch at {mpp:g} m/px needs {count} tiles at "
+                             f"zoom {zoom}, more than TileConfig.max_patch_tiles={self.config.max_patch_tiles}")
 
     def _sample_zoom(self, z: int, u: np.ndarray, v: np.ndarray, need: np.ndarray, mpp: float, lat_c: float,
                      image: np.ndarray, valid: np.ndarray, result: PatchResult, primary: bool) -> int:
