@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         src.add_argument("--config", help="YAML file holding a TileConfig (see --section)")
         src.add_argument("--section", default=None, help="top-level section of --config holding the TileConfig")
         src.add_argument("--path", help="XYZ tile directory (the cache), .mbtiles or GeoTIFF")
-        src.add_argument("--tms", action="store_true", default=None, help="the XYZ directory counts rows from the south")
+        src.add_argument("--tms", action="store_true", default=None,
+                         help="the XYZ directory counts rows from the south")
         src.add_argument("--zoom", type=int, nargs="+", help="zoom level(s) of the area (default: the source's zooms)")
         area = p.add_argument_group("area (one of)")
         area.add_argument("--bbox", type=float, nargs=4, metavar=("LAT_S", "LON_W", "LAT_N", "LON_E"))
@@ -242,8 +243,9 @@ def run_prefetch(args: argparse.Namespace) -> int:
             summary = report.summary()
             for z, entry in summary["zooms"].items():
                 print(f"  zoom {z}: " + ", ".join(f"{k} {v}" for k, v in entry.items()))
+            evicted = f", {report.evicted} tile(s) evicted by the quota" if report.evicted else ""
             print(f"  {summary['requests']} request(s), {summary['bytes_fetched'] / 2**20:.1f} MiB in "
-                  f"{summary['elapsed_s']:.1f} s" + (f", {report.evicted} tile(s) evicted by the quota" if report.evicted else ""))
+                  f"{summary['elapsed_s']:.1f} s{evicted}")
             for kind, results in report.failures.items():
                 for result in results[:args.list]:
                     print(f"    {kind} {result.tile}: {result.reason}")

@@ -84,7 +84,7 @@ def tiles_along_route(lat_deg: np.ndarray, lon_deg: np.ndarray, buffer_m: float,
     radius = buffer_m / meters_per_pixel(plat, zoom, t) * 1.01 + (step / 2.0 if lat.size > 1 else 0.0)
     n = 1 << zoom
     tiles: set[TileId] = set()
-    for cu, cv, r in zip(pu, pv, radius):
+    for cu, cv, r in zip(pu, pv, radius, strict=True):
         x0, x1 = int(math.floor((cu - r + 0.5) / t)), int(math.floor((cu + r + 0.5) / t))
         y0, y1 = max(0, int(math.floor((cv - r + 0.5) / t))), min(n - 1, int(math.floor((cv + r + 0.5) / t)))
         _check_count(len(tiles) + (x1 - x0 + 1) * (y1 - y0 + 1), "route buffer")

@@ -139,7 +139,8 @@ class MBTilesSource:
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, check_same_thread=False)
-            names = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")}
+            rows = self._db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+            names = {row[0] for row in rows}
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"tile source {self.path}: not an MBTiles (sqlite) file ({exc})") from exc
         if "tiles" not in names:

@@ -116,7 +116,8 @@ class PrefetchReport:
                        | {r.tile.z for rs in self.failures.values() for r in rs})
         per_zoom = {}
         for z in zooms:
-            entry = {"already": self.already[z], "fetched": self.fetched[z], "corrupt_replaced": self.corrupt_replaced[z]}
+            entry = {"already": self.already[z], "fetched": self.fetched[z],
+                     "corrupt_replaced": self.corrupt_replaced[z]}
             for kind, results in self.failures.items():
                 entry[kind] = sum(1 for r in results if r.tile.z == z)
             per_zoom[str(z)] = entry
@@ -346,8 +347,9 @@ class TileStore:
         # cost seconds of geodesy first.
         s = np.linspace(0.0, 1.0, 17)
         hx, hy = (width - 1) / 2.0 * mpp, (height - 1) / 2.0 * mpp
-        ex = np.concatenate([cx - hx + 2 * hx * s, cx - hx + 2 * hx * s, np.full_like(s, cx - hx), np.full_like(s, cx + hx)])
-        ey = np.concatenate([np.full_like(s, cy - hy), np.full_like(s, cy + hy), cy - hy + 2 * hy * s, cy - hy + 2 * hy * s])
+        along_x, along_y = cx - hx + 2 * hx * s, cy - hy + 2 * hy * s
+        ex = np.concatenate([along_x, along_x, np.full_like(s, cx - hx), np.full_like(s, cx + hx)])
+        ey = np.concatenate([np.full_like(s, cy - hy), np.full_like(s, cy + hy), along_y, along_y])
         u, v = self.datum.map_to_world_px(ex, ey, zoom, self.config.tile_size)
         t = self.config.tile_size
         count = ((math.floor((u.max() + 1.5) / t) - math.floor((u.min() - 0.5) / t) + 1)
