@@ -221,6 +221,18 @@ def test_quota_evicts_least_recently_used_first(server, tmp_path):
         assert store.cache.usage_bytes() == usage
 
 
+def test_fetched_tile_is_used_when_the_disk_write_fails(server, server_root, tmp_path, monkeypatch, caplog):
+    cfg = _cfg(tmp_path / "cache", server.url, fetch_on_miss=True, zoom_fallback=0)
+    with TileStore(cfg, DATUM) as store:
+        def disk_full(tile, data):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(store.cache, "put", disk_full)
+        res = store.read_patch((250.0, -120.0), 64, 0.2)
+    assert res.coverage == 1.0 and res.fetched_tiles
+    assert "not cached" in caplog.text and not list((tmp_path / "cache").rglob("*.png"))
+
+
 def test_tms_url_placeholder(server, server_root, tmp_path):
     tile = _tiles(server_root)[0]
     # A TMS server: {-y} is the row counted from the south.

@@ -87,7 +87,10 @@ class TileCache:
             return
         on_disk: dict[TileId, tuple[int, float]] = {}
         for tile, path in self.dir.iter_files():
-            st = path.stat()
+            try:
+                st = path.stat()
+            except OSError:  # removed meanwhile (eviction by another process)
+                continue
             size, mtime = on_disk.get(tile, (0, 0.0))
             on_disk[tile] = (size + st.st_size, max(mtime, st.st_mtime))
         with self._lock:

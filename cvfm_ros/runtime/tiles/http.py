@@ -93,7 +93,7 @@ class HttpTileFetcher:
                 self._sessions.append(session)
         return session
 
-    def _attempt(self, tile: TileId, url: str) -> tuple[bytes, int]:
+    def _attempt(self, url: str) -> tuple[bytes, int]:
         cfg = self.config
         with self._lock:
             self.requests_made += 1
@@ -124,6 +124,9 @@ class HttpTileFetcher:
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as exc:
             raise _Retryable(f"connection error ({type(exc).__name__}: {exc})") from exc
+        except requests.RequestException as exc:
+            # Redirect loops, invalid URLs and the like: retrying would not help.
+            raise _Final("failed", f"request error ({type(exc).__name__}: {exc})") from exc
 
     def fetch(self, tile: TileId) -> FetchResult:
         """Fetch and validate one tile. Convention: see the module docstring."""
@@ -136,7 +139,7 @@ class HttpTileFetcher:
         for attempt in range(cfg.retries + 1):
             attempts = attempt + 1
             try:
-                data, code = self._attempt(tile, url)
+                data, code = self._attempt(url)
             except _Final as final:
                 return FetchResult(tile, final.outcome, None, final.status_code, attempts, f"{url}: {final}",
                                    time.monotonic() - start)

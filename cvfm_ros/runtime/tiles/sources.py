@@ -74,11 +74,14 @@ class XYZDirectory:
         if not files:
             return TileRead(tile, "missing", reason="no file in the XYZ directory",
                             location=str(self.path_for(tile, "png")))
-        # With several formats present (a format change of the server), the newest file wins.
-        path = max(files, key=lambda p: p.stat().st_mtime) if len(files) > 1 else files[0]
+        path = files[0]
         try:
+            # With several formats present (a format change of the server), the newest file wins.
+            path = max(files, key=lambda p: p.stat().st_mtime) if len(files) > 1 else files[0]
             data = path.read_bytes()
             rgb, valid = decode_tile(data, self.tile_size)
+        except FileNotFoundError:  # evicted between the lookup and the read
+            return TileRead(tile, "missing", reason="removed while reading", location=str(path))
         except OSError as exc:
             return TileRead(tile, "corrupt", reason=f"unreadable: {exc}", location=str(path))
         except TileDecodeError as exc:

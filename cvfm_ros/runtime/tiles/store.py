@@ -22,6 +22,7 @@ import numpy as np
 
 from ..geodesy import Datum, as_float_array, latlon_to_world_px, meters_per_pixel, zoom_for_mpp
 from .cache import TileCache
+from .codec import decode_tile
 from .config import TileConfig
 from .http import FetchResult, HttpTileFetcher
 from .sources import XYZDirectory, open_source
@@ -254,7 +255,15 @@ class TileStore:
     def _accept_fetch(self, result: FetchResult, previous: TileRead) -> TileRead:
         if result.outcome == "ok" and result.data is not None:
             assert self.cache is not None
-            self.cache.put(result.tile, result.data)
+            try:
+                self.cache.put(result.tile, result.data)
+            except OSError as exc:
+                # A full or read-only disk must not cost the frame its imagery: use the validated
+                # bytes from memory and say why the cache did not keep them.
+                log.warning("tile %s fetched but not cached (%s); using it from memory", result.tile, exc)
+                rgb, valid = decode_tile(result.data, self.config.tile_size)
+                url = self.fetcher.url_for(result.tile) if self.fetcher is not None else ""
+                return TileRead(result.tile, "ok", rgb, valid, reason="not cached", location=url)
             return self.source.read(result.tile)
         reason = f"{previous.reason}; fetch {result.outcome}: {result.reason}" if previous.reason else result.reason
         return TileRead(result.tile, previous.status if previous.status == "corrupt" else "missing",
@@ -277,8 +286,8 @@ class TileStore:
             if read.tile in self._reported_corrupt:
                 return
             self._reported_corrupt.add(read.tile)
-        log.warning("corrupt tile %s at %s: %s (not used%s)", read.tile, read.location, read.reason,
-                    "; will be re-fetched" if self.fetcher is not None else "")
+        log.warning("corrupt tile %s at %s: %s (not used; only a valid download replaces it)", read.tile,
+                    read.location, read.reason)
 
     def forget(self) -> None:
         """Drop the in-memory tiles and the remembered missing/corrupt ones (after a prefetch)."""
@@ -312,6 +321,9 @@ class TileStore:
         cx, cy = float(centre[0]), float(centre[1])
 
         lat_c = float(self.datum.map_to_geodetic(cx, cy)[0])
+        if zoom is not None and (isinstance(zoom, bool) or not isinstance(zoom, (int, np.integer))
+                                 or not 0 <= zoom <= 30):
+            raise ValueError(f"zoom: expected an integer zoom in [0, 30] or None, got {zoom!r}")
         z0 = self.choose_zoom(lat_c, mpp) if zoom is None else int(zoom)
         t = self.config.tile_size
         self._check_tile_budget(cx, cy, width, height, mpp, z0)
