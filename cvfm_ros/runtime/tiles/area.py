@@ -100,7 +100,10 @@ def tiles_along_route(lat_deg: np.ndarray, lon_deg: np.ndarray, buffer_m: float,
 
 
 def tiles_around(lat_deg: float, lon_deg: float, radius_m: float, zoom: int, tile_size: int = 256) -> list[TileId]:
-    """Tiles of `zoom` within `radius_m` metres of (lat, lon) degrees."""
+    """Tiles of `zoom` within `radius_m` metres of (lat, lon) degrees.
+
+    Convention: as `tiles_along_route` with a single point (WGS84 degrees, XYZ ids).
+    """
     return tiles_along_route(np.array([lat_deg]), np.array([lon_deg]), radius_m, zoom, tile_size)
 
 
@@ -112,6 +115,8 @@ def load_route(path: str | os.PathLike, fmt: RouteFormat = "auto", datum: Datum 
     columns x, y in `map` metres), "latlon" (CSV with columns lat, lon; also latitude/longitude).
     Routes in `map` need `datum`. "auto": a CSV header names the columns; otherwise lines of 8
     numbers are TUM.
+    Convention: `map` x/y are ENU metres on the datum's tangent plane (CONVENTIONS.md), TUM
+    columns `t x y z qx qy qz qw`; returned arrays are (N,) float64 degrees.
     """
     path = Path(path)
     if not path.is_file():

@@ -18,7 +18,10 @@ _PNG_IEND = b"IEND\xaeB`\x82"
 
 
 def sniff_format(data: bytes) -> str | None:
-    """'png', 'jpg' or 'webp' from the first bytes of `data`; None when it is none of them."""
+    """'png', 'jpg' or 'webp' from the first bytes of `data`; None when it is none of them.
+
+    Convention: by magic bytes only, never by file name or Content-Type.
+    """
     if data.startswith(_PNG_MAGIC):
         return "png"
     if data.startswith(b"\xff\xd8\xff"):

@@ -297,7 +297,10 @@ def _affine(transform, x, y):
 
 def open_source(path: str, kind: str = "auto", tms: bool = False, tile_size: int = 256,
                 must_exist: bool = True) -> XYZDirectory | MBTilesSource | GeoTiffSource:
-    """Open the tile source at `path` of `kind` ("auto": by suffix; a directory is XYZ)."""
+    """Open the tile source at `path` of `kind` ("auto": by suffix; a directory is XYZ).
+
+    Convention: every source takes XYZ tile ids; `tms` only applies to XYZ directories.
+    """
     from .config import TileConfig
 
     kind = TileConfig(path=path, kind=kind).resolved_kind  # type: ignore[arg-type]

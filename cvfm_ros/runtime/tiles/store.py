@@ -443,7 +443,10 @@ class TileStore:
 
     # -- coverage and prefetch ----------------------------------------------------------------
     def check(self, tiles: Iterable[TileId]) -> TileCheck:
-        """Decode each of `tiles` from the source (no network): present, missing or corrupt."""
+        """Decode each of `tiles` from the source (no network): present, missing or corrupt.
+
+        Convention: XYZ tile ids; bypasses the memory cache so the files on disk are checked.
+        """
         report = TileCheck()
         for tile in tiles:
             read = self.source.read(tile)
@@ -460,6 +463,7 @@ class TileStore:
 
         Corrupt files are re-fetched and replaced only by valid tiles. Raises ValueError when the
         store is offline or has no url_template. `progress(done, total)` is called as tiles finish.
+        Convention: XYZ tile ids; writes go through `TileCache.put` (validated, atomic, quota).
         """
         if self.fetcher is None or self.cache is None:
             why = "offline is set" if self.config.offline else "no url_template is configured"
