@@ -197,7 +197,8 @@ class LocalizerNode(LifecycleNode):
         try:
             if msg.status.status < 0:
                 raise ValueError("no GNSS fix (status < 0)")
-            xy = self.settings.datum_object().to_map(msg.latitude, msg.longitude)
+            x, y, _ = self.settings.datum_object().geodetic_to_map(msg.latitude, msg.longitude, msg.altitude)
+            xy = (float(x), float(y))
             stamp = stamp_to_sec(msg.header.stamp)
             with self._lock:
                 prior = self.session.tracker.prior_at(stamp)
