@@ -31,10 +31,11 @@ class PairSample:
     aerial_uv: np.ndarray  # (Hg, Wg, 2) float32
     visible: np.ndarray  # (Hg, Wg) bool: a valid ground<->aerial correspondence
     depth: np.ndarray  # (Hg, Wg) float32
-    bev_height: np.ndarray  # (R, C) float32 true surface height on `bev` (base_link frame)
+    bev_height: np.ndarray  # (R, C) float32 true surface height on `bev`, frame (x, y, prior_yaw)
     bev: MetricGrid
     style: str
     world_seed: int
+    prior_yaw: float = 0.0  # the yaw a coarse prior would give (true yaw + bounded noise)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         """Torch tensors in the conventions: images (3, H, W) float in [0, 1], pose (3,) etc."""
@@ -51,6 +52,7 @@ class PairSample:
             "ground_classes": torch.from_numpy(self.ground_classes),
             "bev_height": torch.from_numpy(self.bev_height),
             "camera_height": torch.tensor(float(self.camera.base_from_camera.translation[2]), dtype=torch.float32),
+            "prior_yaw": torch.tensor(self.prior_yaw, dtype=torch.float32),
         }
 
 
@@ -91,8 +93,13 @@ def random_camera(kind: str, rng: np.random.Generator, ground_size: tuple[int, i
 
 def make_pair(world: World, rng: np.random.Generator, camera: str = "pano", ground_size: tuple[int, int] | None = None,
               aerial_size: int = 256, mpp: float = 0.2, max_offset_frac: float = 0.25,
-              bev_size_m: float = 40.0, bev_cell_m: float = 1.0, appearance: bool = True) -> PairSample:
-    """One pair from `world` (see the module docstring)."""
+              bev_size_m: float = 40.0, bev_cell_m: float = 1.0, appearance: bool = True,
+              bev: MetricGrid | None = None, prior_yaw_noise_deg: float = 0.0) -> PairSample:
+    """One pair from `world` (see the module docstring).
+
+    `bev` (default: a `bev_size_m` square of `bev_cell_m` cells) is the grid on which the true
+    surface height is given, in the frame at the true position rotated by the prior yaw (the
+    true yaw plus uniform noise of at most `prior_yaw_noise_deg`; 180 means unknown)."""
     if camera not in ("pano", "pinhole"):
         raise ValueError(f"camera: expected 'pano' or 'pinhole', got {camera!r}")
     if not 32 <= aerial_size <= 2048:
@@ -108,9 +115,12 @@ def make_pair(world: World, rng: np.random.Generator, camera: str = "pano", grou
     ground = render_ground(world, pose, mounted, GroundAppearance.random(rng) if appearance else None, rng)
     aerial = render_aerial(world, center, aerial_size, mpp, AerialAppearance.random(rng) if appearance else None, rng)
     aerial_uv, visible = aerial_correspondences(ground, aerial.patch)
-    bev = bev_grid(bev_size_m, bev_cell_m)
+    bev = bev or bev_grid(bev_size_m, bev_cell_m)
+    noise = math.radians(prior_yaw_noise_deg) * rng.uniform(-1, 1)
+    prior_yaw = math.atan2(math.sin(pose[2] + noise), math.cos(pose[2] + noise))
+    heights = surface_height_grid(world, np.array([pose[0], pose[1], prior_yaw]), bev)
     return PairSample(ground.image, aerial.image, mounted, pose, center, mpp, ground.classes, aerial_uv, visible,
-                      ground.depth, surface_height_grid(world, pose, bev), bev, world.style.name, world.seed)
+                      ground.depth, heights, bev, world.style.name, world.seed, prior_yaw)
 
 
 class SyntheticPairDataset(torch.utils.data.Dataset):
