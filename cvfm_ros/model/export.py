@@ -1,0 +1,108 @@
+"""ONNX export of the matcher at fixed input shapes, and running the exported file with ONNX Runtime.
+
+The exported graph takes `ground` (B, 3, Hg, Wg), `aerial` (B, 3, Ha, Wa), `aerial_mpp` (B,) and
+`prior_yaw` (B,) (float32) and returns ONNX_OUTPUTS in that order; the camera is baked in as
+constants (export once per robot camera). Uses the TorchScript-based exporter (opset 17), which
+needs no extra package.
+
+`weighted_procrustes_2d` inverts its 3x3 information matrix with `torch.linalg.inv`, which has no
+standard ONNX operator; during export it is mapped to ONNX Runtime's `com.microsoft.Inverse`
+contrib operator, so the file runs in ONNX Runtime (CPU and CUDA) but not in runtimes without
+that operator (a closed-form 3x3 inverse in geometry/procrustes.py would remove this dependency).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .matcher import ViewBridgeMatcher
+
+ONNX_INPUTS = ("ground", "aerial", "aerial_mpp", "prior_yaw")
+ONNX_OUTPUTS = ("pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv",
+                "match_weights", "surface_height")
+OPSET = 17
+
+
+class _ExportWrapper(nn.Module):
+    def __init__(self, matcher: ViewBridgeMatcher) -> None:
+        super().__init__()
+        self.matcher = matcher
+
+    def forward(self, ground: torch.Tensor, aerial: torch.Tensor, aerial_mpp: torch.Tensor,
+                prior_yaw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.matcher({"ground": ground, "aerial": aerial, "aerial_mpp": aerial_mpp, "prior_yaw": prior_yaw})
+        return tuple(out[k] for k in ONNX_OUTPUTS)
+
+
+def _inverse_symbolic(g: Any, x: Any) -> Any:
+    return g.op("com.microsoft::Inverse", x).setType(x.type())
+
+
+def export_onnx(matcher: ViewBridgeMatcher, path: str | os.PathLike, batch_size: int = 1) -> None:
+    """Export `matcher` (with its camera set) to an ONNX file at `path`, atomically.
+
+    Input shapes are fixed: batch `batch_size`, images of the matcher config's sizes.
+    """
+    if matcher.camera is None:
+        raise ValueError("matcher: set the camera before exporting (it is baked into the graph)")
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
+    hg, wg = matcher.config.ground_hw
+    ha, wa = matcher.config.aerial_hw
+    args = (torch.rand(batch_size, 3, hg, wg), torch.rand(batch_size, 3, ha, wa),
+            torch.full((batch_size,), 0.5), torch.zeros(batch_size))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    was_training = matcher.training
+    matcher.eval()
+    torch.onnx.register_custom_op_symbolic("aten::linalg_inv", _inverse_symbolic, OPSET)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer and deprecation chatter about the legacy exporter
+            torch.onnx.export(_ExportWrapper(matcher), args, tmp, input_names=list(ONNX_INPUTS),
+                              output_names=list(ONNX_OUTPUTS), opset_version=OPSET, dynamo=False,
+                              custom_opsets={"com.microsoft": 1})
+        os.replace(tmp, path)
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::linalg_inv", OPSET)
+        Path(tmp).unlink(missing_ok=True)
+        matcher.train(was_training)
+
+
+class OnnxMatcher:
+    """Runs an exported matcher with ONNX Runtime; `__call__(batch)` mirrors the torch forward for
+    ONNX_OUTPUTS (numpy in, numpy out)."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"onnx file {path}: not found")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        feeds = {}
+        for name, shape in self.inputs.items():
+            if name not in batch:
+                raise ValueError(f"batch: missing key {name!r}")
+            value = batch[name]
+            value = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+            value = np.broadcast_to(value.astype(np.float32), shape) if value.ndim == 0 else value.astype(np.float32)
+            if tuple(value.shape) != shape:
+                raise ValueError(f"{name}: expected shape {shape} (fixed at export), got {tuple(value.shape)}")
+            feeds[name] = np.ascontiguousarray(value)
+        return dict(zip(ONNX_OUTPUTS, self.session.run(list(ONNX_OUTPUTS), feeds)))

@@ -1,0 +1,267 @@
+"""ViewBridgeMatcher: ground image + aerial patch -> pixel-level correspondences and 3-DoF pose.
+
+Pipeline (docs/MODEL.md): extract ground and aerial features -> lift the ground features to a
+metric BEV grid around the camera over height bins -> Surface Model (mask what lies above the
+visible surface, pool, surface height) -> descriptor heads -> similarity S -> SimRefiner ->
+dual-softmax with dustbin -> top-k mutual matches with sub-cell refinement -> weighted Procrustes.
+
+Batch (dict): `ground` (B, 3, Hg, Wg) float in [0, 1]; `aerial` (B, 3, Ha, Wa) float in [0, 1],
+north-up; `aerial_mpp` float or (B,) metres per aerial pixel; `prior_yaw` (B,) radians, the yaw of
+`base_link` in `map` under the prior. The camera is given at construction or by `set_camera`
+(one per batch).
+
+Output (dict of tensors): `pose` (B, 3) (x, y, yaw) of `base_link` in the aerial patch frame
+(origin at the patch centre, x east, y north, yaw CCW from east); `covariance` (B, 3, 3);
+`valid` (B,) bool; `matches_bev_xy` (B, K, 2) metres in `base_link`'s planar frame;
+`matches_aerial_uv` (B, K, 2) aerial pixels (OpenCV); `matches_ground_uv` (B, K, 2) ground pixels;
+`match_weights` (B, K) (0 = padding); `surface_height` (B, Hb, Wb) metres above ground (the
+expected height under the height softmax when the Surface Model is off); and for the losses:
+`similarity`, `similarity_refined` (B, N, M), `log_assign_row` (B, N, M+1), `log_assign_col`
+(B, N+1, M), `match_prob` (B, N, M), `bev_valid` (B, Hb, Wb), `height_weights` (B, K_h, Hb, Wb),
+`bev_yaw` (B,), `aerial_mpp` (B,), `residual_rms` (B,), `effective_matches` (B,).
+N = Hb*Wb BEV cells, M = aerial feature cells, both row-major.
+
+Convention: CONVENTIONS.md (ENU, yaw CCW from east, OpenCV pixel centres, panorama layout).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from cvfm_ros.geometry import MetricGrid, MountedCamera, check_tensor
+from .extractor import ExtractorConfig, build_extractor
+from .lifting import BEVLifter, LiftingConfig, bev_points_in_base
+from .matching import DescriptorHead, MatchingConfig, SimilarityMatcher
+from .pose import (PoseSolverConfig, aerial_pixels_to_metric, refine_subcell, select_matches, solve_pose,
+                   window_table)
+from .simrefiner import SimRefiner, SimRefinerConfig
+from .surface import SurfaceModel, SurfaceModelConfig, height_pool
+
+
+@dataclass(frozen=True)
+class MatcherConfig:
+    """Whole-matcher configuration; sizes are fixed (static shapes for ONNX)."""
+
+    ground_hw: tuple[int, int] = (128, 256)  # ground image (H, W); must equal the camera's size
+    aerial_hw: tuple[int, int] = (128, 128)  # aerial patch (H, W)
+    ground_extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    aerial_extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    lifting: LiftingConfig = field(default_factory=LiftingConfig)
+    surface: SurfaceModelConfig = field(default_factory=SurfaceModelConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    simrefiner: SimRefinerConfig = field(default_factory=SimRefinerConfig)
+    pose: PoseSolverConfig = field(default_factory=PoseSolverConfig)
+    use_surface_model: bool = True  # ablation: False = FG2 pooling over all heights
+    use_simrefiner: bool = True  # ablation: False = raw similarity into the dual softmax
+    use_prior_yaw: bool = True  # False = orientation unknown: the BEV is built at yaw 0 of base_link
+
+    def __post_init__(self) -> None:
+        for name in ("ground_hw", "aerial_hw"):
+            hw = getattr(self, name)
+            if len(hw) != 2 or min(hw) <= 0:
+                raise ValueError(f"MatcherConfig.{name}: expected (H, W) positive, got {hw}")
+        n = self.lifting.bev_cells ** 2
+        if self.pose.num_matches > n:
+            raise ValueError(f"MatcherConfig.pose.num_matches: {self.pose.num_matches} exceeds the {n} BEV cells")
+
+
+def _as_batch_vector(name: str, value: Any, b: int, like: torch.Tensor) -> torch.Tensor:
+    """A float or a (B,) / scalar tensor -> (B,) tensor on `like`'s device and dtype."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return torch.full((b,), float(value), dtype=like.dtype, device=like.device)
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        return value.to(like).expand(b)
+    if isinstance(value, torch.Tensor):
+        check_tensor(name, value, (b,))
+        return value.to(like)
+    raise ValueError(f"{name}: expected a float or a tensor of shape ({b},), got {type(value).__name__}")
+
+
+class ViewBridgeMatcher(nn.Module):
+    """Ground-aerial matcher with a closed-form pose; see the module docstring for the interface."""
+
+    def __init__(self, config: MatcherConfig | None = None, camera: MountedCamera | None = None) -> None:
+        super().__init__()
+        config = config or MatcherConfig()
+        self.config = config
+        self.ground_extractor = build_extractor(config.ground_extractor)
+        self.aerial_extractor = build_extractor(config.aerial_extractor)
+        for name, module, hw in (("ground", self.ground_extractor, config.ground_hw),
+                                 ("aerial", self.aerial_extractor, config.aerial_hw)):
+            multiple = int(getattr(module, "input_multiple", module.stride))
+            if hw[0] % multiple or hw[1] % multiple:
+                raise ValueError(f"MatcherConfig.{name}_hw: {hw} must be multiples of {multiple} for this extractor")
+        self.ground_feature_hw = (config.ground_hw[0] // self.ground_extractor.stride,
+                                  config.ground_hw[1] // self.ground_extractor.stride)
+        self.aerial_feature_hw = (config.aerial_hw[0] // self.aerial_extractor.stride,
+                                  config.aerial_hw[1] // self.aerial_extractor.stride)
+        self.lifter = BEVLifter(config.lifting, self.ground_extractor.out_channels)
+        self.surface_model = SurfaceModel(config.surface, config.lifting.heights()) if config.use_surface_model else None
+        # BEV descriptor input: pooled features + visibility (+ surface height fed back).
+        bev_in = self.ground_extractor.out_channels + 1 + (1 if config.use_surface_model else 0)
+        mc = config.matching
+        self.bev_head = DescriptorHead(bev_in, mc.head_hidden, mc.descriptor_dim)
+        self.aerial_head = DescriptorHead(self.aerial_extractor.out_channels, mc.head_hidden, mc.descriptor_dim)
+        self.assigner = SimilarityMatcher(mc)
+        bev_hw = (config.lifting.bev_cells, config.lifting.bev_cells)
+        self.simrefiner = SimRefiner(config.simrefiner, bev_hw, self.aerial_feature_hw) if config.use_simrefiner else None
+
+        ha, wa = self.aerial_feature_hw
+        sa = self.aerial_extractor.stride
+        v, u = torch.meshgrid(torch.arange(ha, dtype=torch.float32), torch.arange(wa, dtype=torch.float32), indexing="ij")
+        # Aerial pixel (OpenCV) at the centre of every feature cell.
+        self.register_buffer("aerial_cell_uv", torch.stack([u, v], -1).reshape(-1, 2) * sa + (sa - 1) / 2,
+                             persistent=False)
+        table, inside = window_table(self.aerial_feature_hw, config.pose.subcell_window)
+        self.register_buffer("window_index", table, persistent=False)
+        self.register_buffer("window_inside", inside, persistent=False)
+        self.camera: MountedCamera | None = None
+        if camera is not None:
+            self.set_camera(camera)
+
+    # ---- geometry shared with the losses and the training scripts -------------------------
+    @property
+    def bev_grid(self) -> MetricGrid:
+        """The BEV grid (centred on base_link, axes rotated by `bev_yaw`)."""
+        return self.lifter.grid
+
+    @property
+    def bev_cell_xy(self) -> torch.Tensor:
+        """(N, 2) BEV cell centres in the BEV frame, row-major."""
+        return self.lifter.cell_xy
+
+    @property
+    def heights(self) -> torch.Tensor:
+        return self.lifter.heights
+
+    def set_camera(self, camera: MountedCamera) -> None:
+        """Set the mounted ground camera; it must match `ground_hw` and see some BEV cell."""
+        if not isinstance(camera, MountedCamera):
+            raise ValueError(f"camera: expected a MountedCamera, got {type(camera).__name__}")
+        cam = camera.camera
+        if (cam.height, cam.width) != tuple(self.config.ground_hw):
+            raise ValueError(f"camera: image size {cam.height}x{cam.width} (HxW) does not match the matcher's "
+                             f"ground_hw {self.config.ground_hw[0]}x{self.config.ground_hw[1]}")
+        with torch.no_grad():
+            pts = self.lifter.points_in_base(torch.zeros(1))
+            _, valid = camera.project_base_points(pts.float())
+        if not bool(valid.any()):
+            raise ValueError("camera: sees no BEV cell at any height bin (check the extrinsics, the BEV size "
+                             "and the height bins)")
+        self.camera = camera
+
+    def check_batch(self, batch: dict[str, Any]) -> None:
+        """Raise ValueError naming the first bad entry of `batch` (shapes, ranges, NaN, camera)."""
+        if not isinstance(batch, dict):
+            raise ValueError(f"batch: expected a dict, got {type(batch).__name__}")
+        for key in ("ground", "aerial", "aerial_mpp", "prior_yaw"):
+            if key not in batch:
+                raise ValueError(f"batch: missing key {key!r}")
+        if self.camera is None:
+            raise ValueError("camera: not set (pass it to the constructor or call set_camera)")
+        sizes: dict[str, int] = {}
+        hg, wg = self.config.ground_hw
+        ha, wa = self.config.aerial_hw
+        for key, (h, w) in (("ground", (hg, wg)), ("aerial", (ha, wa))):
+            img = check_tensor(key, batch[key], ("B", 3, h, w), sizes)
+            if not torch.isfinite(img).all():
+                raise ValueError(f"{key}: expected finite values, found NaN or inf")
+            if img.numel() and (img.min() < -1e-3 or img.max() > 1 + 1e-3):
+                raise ValueError(f"{key}: expected values in [0, 1], got [{float(img.min()):.3g}, {float(img.max()):.3g}]")
+        b = sizes["B"]
+        mpp = _as_batch_vector("aerial_mpp", batch["aerial_mpp"], b, batch["aerial"])
+        if not (torch.isfinite(mpp).all() and (mpp > 0).all()):
+            raise ValueError("aerial_mpp: expected positive finite metres per pixel")
+        yaw = check_tensor("prior_yaw", batch["prior_yaw"], (b,))
+        if not torch.isfinite(yaw).all():
+            raise ValueError("prior_yaw: expected finite values, found NaN or inf")
+
+    # ---- forward --------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            self.check_batch(batch)
+        assert self.camera is not None
+        cfg = self.config
+        ground, aerial = batch["ground"], batch["aerial"]
+        b = ground.shape[0]
+        mpp = _as_batch_vector("aerial_mpp", batch["aerial_mpp"], b, aerial)
+        prior_yaw = batch["prior_yaw"].to(ground)
+        bev_yaw = prior_yaw if cfg.use_prior_yaw else torch.zeros_like(prior_yaw)
+        hb = wb = cfg.lifting.bev_cells
+
+        ground_feat = self.ground_extractor(ground)
+        aerial_feat = self.aerial_extractor(aerial)
+
+        lifted = self.lifter(ground_feat, cfg.ground_hw, self.camera, bev_yaw)
+        weights, bev_valid = lifted["height_weights"], lifted["bev_valid"]
+        visible = bev_valid.to(ground.dtype).unsqueeze(1)  # (B, 1, N)
+        out: dict[str, torch.Tensor] = {}
+        if self.surface_model is not None:
+            surf = self.surface_model(lifted["volume"], weights)
+            pooled, surface_height = surf["features"], surf["surface_height"]
+            lo, hi = cfg.lifting.height_min_m, cfg.lifting.height_max_m
+            h_channel = ((surface_height - lo) / max(hi - lo, 1e-6)).unsqueeze(1)
+            bev_in = torch.cat([pooled, visible, h_channel * visible], 1)
+            out["surface_mask"] = surf["surface_mask"].reshape(b, -1, hb, wb)
+        else:
+            pooled = height_pool(lifted["volume"], weights)
+            surface_height = (weights * self.heights.to(weights).view(1, -1, 1)).sum(1)
+            bev_in = torch.cat([pooled, visible], 1)
+        bev_desc = self.bev_head(bev_in.reshape(b, -1, hb, wb))
+        aerial_desc = self.aerial_head(aerial_feat)
+
+        similarity = self.assigner.similarity(bev_desc, aerial_desc)
+        refined = self.simrefiner(similarity)["refined"] if self.simrefiner is not None else similarity
+        assign = self.assigner.assign(refined, bev_valid)
+
+        # Correspondences and pose.
+        sel = select_matches(assign["match_prob"], bev_valid, cfg.pose.num_matches, cfg.pose.require_mutual)
+        m = similarity.shape[2]
+        row_prob = assign["log_assign_row"][:, :, :m].exp()
+        aerial_uv = refine_subcell(row_prob, sel["bev_index"], sel["aerial_index"], self.aerial_cell_uv.to(row_prob),
+                                   self.window_index, self.window_inside)
+        aerial_xy = aerial_pixels_to_metric(aerial_uv, cfg.aerial_hw, mpp)
+        all_bev_xy = bev_points_in_base(self.bev_cell_xy, bev_yaw)  # (B, N, 2)
+        idx2 = sel["bev_index"].unsqueeze(-1).expand(-1, -1, 2)
+        bev_xy = torch.gather(all_bev_xy, 1, idx2)
+        match_h = torch.gather(surface_height, 1, sel["bev_index"])
+        ground_uv, ground_ok = self.camera.project_base_points(torch.cat([bev_xy, match_h.unsqueeze(-1)], -1))
+        match_weights = sel["weights"] * ground_ok.to(sel["weights"].dtype)
+        cell_m = mpp * self.aerial_extractor.stride
+        solved = solve_pose(bev_xy, aerial_xy, match_weights, cfg.pose, cell_m.square() / 12.0)
+
+        out.update({
+            "pose": solved["pose"],
+            "covariance": solved["covariance"],
+            "valid": solved["valid"],
+            "matches_bev_xy": bev_xy,
+            "matches_aerial_uv": aerial_uv,
+            "matches_ground_uv": ground_uv,
+            "match_weights": match_weights,
+            "matches_bev_index": sel["bev_index"],
+            "matches_aerial_index": sel["aerial_index"],
+            "surface_height": surface_height.reshape(b, hb, wb),
+            "bev_valid": bev_valid.reshape(b, hb, wb),
+            "height_weights": weights.reshape(b, -1, hb, wb),
+            "similarity": similarity,
+            "similarity_refined": refined,
+            "log_assign_row": assign["log_assign_row"],
+            "log_assign_col": assign["log_assign_col"],
+            "match_prob": assign["match_prob"],
+            "bev_yaw": bev_yaw,
+            "aerial_mpp": mpp,
+            "residual_rms": solved["residual_rms"],
+            "effective_matches": solved["effective_matches"],
+        })
+        return out
+
+
+def count_parameters(module: nn.Module) -> dict[str, int]:
+    """Trainable parameter count per top-level child and in total."""
+    counts = {name: sum(p.numel() for p in child.parameters() if p.requires_grad)
+              for name, child in module.named_children()}
+    counts["total"] = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return counts

@@ -1,0 +1,268 @@
+"""Mechanics of the ViewBridge matcher: shapes, geometry of the lifting, Surface Model, gradients,
+optimisation on a tiny flat world, ablations and bad input."""
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from cvfm_ros.geometry import MountedCamera, PinholeCamera, sample_image
+from cvfm_ros.model import (LossConfig, ViewBridgeLoss, ViewBridgeMatcher, ground_truth_assignment)
+from cvfm_ros.model.lifting import BEVLifter, LiftingConfig
+from cvfm_ros.model.losses import matching_loss, surface_loss, virtual_correspondence_loss
+from cvfm_ros.model.pose import aerial_metric_to_pixels, select_matches
+from cvfm_ros.model.simrefiner import SimRefiner, SimRefinerConfig
+from cvfm_ros.model.surface import SurfaceModel, SurfaceModelConfig, surface_mask
+from cvfm_ros.model.toy import flat_world_batch, random_texture, render_flat_world, tiny_matcher_config
+
+PANO = MountedCamera.panorama(64, 32, 1.6)
+
+
+def _tiny(**overrides):
+    torch.manual_seed(0)
+    return ViewBridgeMatcher(tiny_matcher_config(**overrides), PANO)
+
+
+def _batch(b=2, seed=1, mpp=2.0):
+    return flat_world_batch(b, (32, 32), mpp, PANO, max_offset_m=6.0, bev_cells=8, seed=seed)
+
+
+def test_output_shapes_and_values():
+    model = _tiny().eval()
+    batch, _ = _batch(b=3)
+    with torch.no_grad():
+        out = model(batch)
+    n, m, k = 64, 64, 64
+    expected = {
+        "pose": (3, 3), "covariance": (3, 3, 3), "valid": (3,), "matches_bev_xy": (3, k, 2),
+        "matches_aerial_uv": (3, k, 2), "matches_ground_uv": (3, k, 2), "match_weights": (3, k),
+        "surface_height": (3, 8, 8), "bev_valid": (3, 8, 8), "height_weights": (3, 5, 8, 8),
+        "surface_mask": (3, 5, 8, 8), "similarity": (3, n, m), "similarity_refined": (3, n, m),
+        "log_assign_row": (3, n, m + 1), "log_assign_col": (3, n + 1, m), "match_prob": (3, n, m),
+    }
+    for key, shape in expected.items():
+        assert tuple(out[key].shape) == shape, key
+    assert out["valid"].dtype == torch.bool
+    for key in ("pose", "covariance", "matches_aerial_uv", "matches_ground_uv", "surface_height"):
+        assert torch.isfinite(out[key]).all(), key
+    cov = out["covariance"]
+    assert torch.allclose(cov, cov.transpose(1, 2)) and (torch.linalg.eigvalsh(cov) > 0).all()
+    assert (out["match_weights"] >= 0).all()
+    # Row and column distributions (with dustbins) are normalised.
+    assert torch.allclose(out["log_assign_row"].exp().sum(-1), torch.ones(3, n), atol=1e-5)
+    assert torch.allclose(out["log_assign_col"].exp().sum(1), torch.ones(3, m), atol=1e-5)
+    # Matches are BEV cell centres in base_link: their norm is bounded by the BEV half-diagonal.
+    assert out["matches_bev_xy"].norm(dim=-1).max() <= 8 * 2.0 / 2 * math.sqrt(2) + 1e-4
+
+
+@pytest.mark.parametrize("camera", [
+    PANO,
+    MountedCamera.forward_pinhole(PinholeCamera(24.0, 24.0, 31.5, 15.5, 64, 32), 1.6, math.radians(25)),
+])
+def test_lifting_samples_the_ground_point_each_cell_shows(camera):
+    # Lift the ground image itself (3 "feature" channels at stride 1): at height 0 every seen BEV
+    # cell must carry the aerial colour of the world point under it.
+    gen = torch.Generator().manual_seed(2)
+    aerial = random_texture(2, 64, 64, gen, scales=(8, 16))
+    pose = torch.tensor([[2.0, -1.5, 0.7], [-3.0, 1.0, -2.2]])
+    ground = render_flat_world(aerial, 0.5, pose, camera)["ground"]
+    cfg = LiftingConfig(bev_cells=10, bev_cell_m=1.0, num_heights=3, height_min_m=-1.0, height_max_m=1.0)
+    lifter = BEVLifter(cfg, feature_channels=3)
+    bev_yaw = pose[:, 2] + torch.tensor([0.1, -0.05])  # an imperfect prior
+    out = lifter(ground, (camera.camera.height, camera.camera.width), camera, bev_yaw)
+    base = lifter.points_in_base(bev_yaw)[:, 1, :, :2]  # height bin 1 is z = 0
+    rot = torch.stack([torch.stack([pose[:, 2].cos(), -pose[:, 2].sin()], -1),
+                       torch.stack([pose[:, 2].sin(), pose[:, 2].cos()], -1)], -2)
+    world = base @ rot.transpose(1, 2) + pose[:, None, :2]
+    truth = sample_image(aerial, aerial_metric_to_pixels(world, (64, 64), torch.tensor([0.5, 0.5])))
+    seen = out["point_valid"][:, 1]
+    assert seen.float().mean() > 0.25
+    # Within half a pixel of the image border, bilinear sampling fades into the zero padding.
+    pixels, _ = camera.project_base_points(lifter.points_in_base(bev_yaw)[:, 1])
+    h, w = camera.camera.height, camera.camera.width
+    interior = (pixels[..., 0] > 0.5) & (pixels[..., 0] < w - 1.5) & (pixels[..., 1] > 0.5) & (pixels[..., 1] < h - 1.5)
+    if camera.camera.kind == "panorama":
+        interior = pixels[..., 1] > 0.5  # wraps horizontally (the seam is interpolated)
+    err = (out["volume"][:, :, 1] - truth).abs().amax(1)[seen & interior]
+    # Bilinear resampling of a smooth texture at two resolutions: small, not zero.
+    assert err.median() < 0.02 and err.max() < 0.1
+    assert (out["volume"][:, :, 1][~seen.unsqueeze(1).expand(-1, 3, -1)] == 0).all()
+
+
+def test_surface_model_masks_bins_above_the_surface():
+    heights = torch.tensor([-1.0, 0.0, 1.0, 2.0, 3.0])
+    # Column 0: mass at bin 2 -> surface 1 m; column 1: mass at the bottom -> surface -1 m;
+    # column 2: uniform -> cumulative reaches 0.85 at the top bin.
+    w = torch.tensor([[0.05, 0.05, 0.8, 0.05, 0.05], [0.9, 0.025, 0.025, 0.025, 0.025], [0.2] * 5]).T.unsqueeze(0)
+    model = SurfaceModel(SurfaceModelConfig(threshold=0.85, temperature=0.05), heights)
+    volume = torch.arange(5.0).view(1, 1, 5, 1).expand(1, 2, 5, 3).clone()  # feature = bin index
+    out = model(volume, w)
+    assert out["surface_height"][0].tolist() == pytest.approx([1.0, -1.0, 3.0])
+    mask = out["surface_mask"][0]
+    assert mask[:, 0].tolist() == [1, 1, 1, 0, 0] and mask[:, 1].tolist() == [1, 0, 0, 0, 0]
+    assert mask[:, 2].tolist() == [1, 1, 1, 1, 1]
+    # Pooled feature = weighted mean over the kept bins only.
+    assert out["features"][0, 0, 0] == pytest.approx((0.05 * 0 + 0.05 * 1 + 0.8 * 2) / 0.9, rel=1e-5)
+    assert out["features"][0, 0, 1] == pytest.approx(0.0, abs=1e-6)
+    # Straight-through: the hard forward has a gradient through the soft mask.
+    w_req = w.clone().requires_grad_(True)
+    model(volume, w_req)["surface_height"][0, 0].backward()
+    assert w_req.grad.abs().sum() > 0
+    soft = surface_mask(w, 0.85, 0.005, straight_through=False)  # a sharp soft mask agrees
+    assert (soft[0, 3:, 0] < 0.01).all() and (soft[0, :3, 0] > 0.99).all()
+
+
+def test_simrefiner_starts_as_identity_and_is_local():
+    refiner = SimRefiner(SimRefinerConfig(), (4, 4), (5, 5))
+    s = torch.randn(2, 16, 25)
+    out = refiner(s)
+    assert torch.equal(out["refined"], s)
+    # With non-zero weights, the local term of one entry depends only on its 4D neighbourhood.
+    torch.nn.init.normal_(refiner.local_bev.weight)
+    s = torch.zeros(1, 16, 25, requires_grad=True)
+    refiner.local_consensus(s)[0, 5, 12].backward()  # BEV cell (1, 1), aerial cell (2, 2)
+    touched = s.grad[0].nonzero()
+    bev_r, bev_c = touched[:, 0] // 4, touched[:, 0] % 4
+    aer_r, aer_c = touched[:, 1] // 5, touched[:, 1] % 5
+    assert ((bev_r - 1).abs() <= 1).all() and ((bev_c - 1).abs() <= 1).all()
+    assert ((aer_r - 2).abs() <= 1).all() and ((aer_c - 2).abs() <= 1).all()
+
+
+def test_select_matches_mutual_and_topk():
+    prob = torch.zeros(1, 3, 4)
+    prob[0, 0, 1] = 0.9  # mutual
+    prob[0, 1, 1] = 0.5  # best of row 1 is column 1, whose best is row 0 -> not mutual
+    prob[0, 2, 3] = 0.7  # mutual
+    sel = select_matches(prob, torch.ones(1, 3, dtype=torch.bool), 3, require_mutual=True)
+    assert sel["bev_index"][0, :2].tolist() == [0, 2] and sel["aerial_index"][0, :2].tolist() == [1, 3]
+    assert sel["weights"][0].tolist() == pytest.approx([0.9, 0.7, 0.0])
+    loose = select_matches(prob, torch.tensor([[True, True, False]]), 3, require_mutual=False)
+    assert loose["weights"][0].tolist() == pytest.approx([0.9, 0.5, 0.0])
+
+
+def test_ground_truth_assignment_with_a_perfect_prior():
+    model = _tiny()
+    batch, targets = _batch(b=2)
+    batch["prior_yaw"] = targets["pose"][:, 2].clone()
+    with torch.no_grad():
+        out = model(batch)
+    gt = ground_truth_assignment(model, out, targets)
+    # With bev_yaw = yaw the BEV axes are the patch axes: cell centre (x, y) lies at pose + (x, y).
+    xy = model.bev_cell_xy.unsqueeze(0) + targets["pose"][:, None, :2]
+    u = xy[..., 0] / 2.0 + 15.5  # aerial pixels, mpp 2, 32 px
+    v = -xy[..., 1] / 2.0 + 15.5
+    col, row = torch.div(u + 0.5, 4, rounding_mode="floor"), torch.div(v + 0.5, 4, rounding_mode="floor")
+    inside = (col >= 0) & (col < 8) & (row >= 0) & (row < 8)
+    visible = gt["bev_visible"]
+    expected = torch.where(inside & visible, (row * 8 + col).long(), torch.full_like(col, 64).long())
+    assert torch.equal(gt["row_target"], expected)
+    assert (gt["row_target"] < 64).sum() > 10
+    # Correspondences cut the visibility: the BEV cells the panorama sees inside the patch only.
+    assert visible.sum() < out["bev_valid"].sum()
+    # Column targets are consistent with the row targets: the BEV cell under an aerial cell's
+    # centre maps back into that aerial cell (an aerial cell is 8 m, a BEV cell 2 m here).
+    assert (gt["col_target"] < 64).sum() >= 2
+    for b in range(2):
+        for m in torch.nonzero(gt["col_target"][b] < 64).flatten().tolist():
+            assert int(gt["row_target"][b, gt["col_target"][b, m]]) == m
+
+
+def test_gradients_reach_both_extractors_through_every_loss():
+    model = _tiny()
+    batch, targets = _batch(b=2)
+    targets["surface_height"] = torch.full((2, 8, 8), 0.5)
+    cfg = LossConfig()
+    for name in ("matching", "pose", "surface"):
+        model.zero_grad()
+        out = model(batch)
+        if name == "matching":
+            loss = matching_loss(out, ground_truth_assignment(model, out, targets), cfg.dustbin_weight)
+        elif name == "pose":
+            assert out["valid"].all()
+            loss = virtual_correspondence_loss(out["pose"], targets["pose"], out["valid"], 5, 10.0)
+        else:
+            loss = surface_loss(out, targets, out["bev_valid"], 1.0)
+        loss.backward()
+        ground = sum(p.grad.abs().sum() for p in model.ground_extractor.parameters() if p.grad is not None)
+        aerial = sum(p.grad.abs().sum() for p in model.aerial_extractor.parameters() if p.grad is not None)
+        assert ground > 0, name
+        if name != "surface":  # the surface height comes from the ground view alone
+            assert aerial > 0, name
+
+
+def test_loss_decreases_on_a_fixed_flat_world_batch():
+    model = _tiny()
+    batch, targets = _batch(b=4, seed=1)
+    loss_fn = ViewBridgeLoss(LossConfig())
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history = []
+    for _ in range(30):
+        terms = loss_fn(model, model(batch), targets)
+        opt.zero_grad()
+        terms["total"].backward()
+        opt.step()
+        history.append({k: float(v.detach()) for k, v in terms.items()})
+    assert set(history[0]) == {"matching", "pose", "surface", "total"}
+    assert history[-1]["total"] < 0.5 * history[0]["total"]
+    assert history[-1]["matching"] < 0.8 * history[0]["matching"]
+    assert history[-1]["pose"] < 0.5 * history[0]["pose"]
+
+
+def test_ablation_switches_change_the_module_graph():
+    full = _tiny()
+    no_surface = _tiny(use_surface_model=False)
+    no_refiner = _tiny(use_simrefiner=False)
+    assert full.surface_model is not None and no_surface.surface_model is None
+    assert full.simrefiner is not None and no_refiner.simrefiner is None
+    keys = set(full.state_dict())
+    assert any(k.startswith("simrefiner.") for k in keys)
+    assert not any(k.startswith("simrefiner.") for k in no_refiner.state_dict())
+    # The surface height is fed back into the BEV descriptor: one more input channel.
+    assert full.bev_head.net[0].in_channels == no_surface.bev_head.net[0].in_channels + 1
+    batch, targets = _batch(b=1)
+    with torch.no_grad():
+        out_ns, out_nr = no_surface(batch), no_refiner(batch)
+    assert "surface_mask" not in out_ns and out_ns["surface_height"].shape == (1, 8, 8)
+    assert torch.equal(out_nr["similarity"], out_nr["similarity_refined"])
+    terms = ViewBridgeLoss()(no_surface, no_surface(batch), targets)
+    assert "surface" not in terms
+
+
+def test_unknown_orientation_builds_the_bev_at_yaw_zero():
+    model = _tiny(use_prior_yaw=False).eval()
+    batch, targets = _batch(b=2)
+    with torch.no_grad():
+        out = model(batch)
+    assert torch.equal(out["bev_yaw"], torch.zeros(2))
+    terms = ViewBridgeLoss()(model, model(batch), targets)
+    assert torch.isfinite(terms["total"])
+
+
+def test_bad_input_raises_value_error_naming_the_argument():
+    model = _tiny()
+    batch, _ = _batch(b=2)
+    bad = dict(batch, ground=batch["ground"][:, :, :16])
+    with pytest.raises(ValueError, match="ground"):
+        model(bad)
+    with pytest.raises(ValueError, match="aerial"):
+        model(dict(batch, aerial=batch["aerial"][:, :1]))
+    nan_aerial = batch["aerial"].clone()
+    nan_aerial[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="aerial: expected finite"):
+        model(dict(batch, aerial=nan_aerial))
+    with pytest.raises(ValueError, match="ground: expected values in"):
+        model(dict(batch, ground=batch["ground"] * 255))
+    with pytest.raises(ValueError, match="aerial_mpp"):
+        model(dict(batch, aerial_mpp=-1.0))
+    with pytest.raises(ValueError, match="prior_yaw"):
+        model(dict(batch, prior_yaw=torch.zeros(3)))
+    with pytest.raises(ValueError, match="camera: image size"):
+        model.set_camera(MountedCamera.panorama(128, 64, 1.6))
+    # A camera 1 km up looking at the horizon sees none of the BEV points (heights -1..3 m).
+    high = MountedCamera.forward_pinhole(PinholeCamera(30.0, 30.0, 31.5, 15.5, 64, 32), 1000.0)
+    with pytest.raises(ValueError, match="camera: sees no BEV cell"):
+        model.set_camera(high)
+    with pytest.raises(ValueError, match="camera: not set"):
+        ViewBridgeMatcher(tiny_matcher_config())(batch)
+    with pytest.raises(ValueError, match="num_matches"):
+        tiny_matcher_config(pose=replace(tiny_matcher_config().pose, num_matches=65))
