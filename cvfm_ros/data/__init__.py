@@ -1,0 +1,1 @@
+"""Data: bags, drive simulation pieces and dataset loaders."""
