@@ -811,16 +811,17 @@ def _header_peek(typestore, msgtype: str):
     """A function raw CDR bytes -> header stamp in ns, or None where the type has no header.
 
     Reading just the stamp avoids deserializing every image twice (once to sort, once to
-    return it). In CDR a leading std_msgs/Header puts `stamp.sec` (int32) and `stamp.nanosec`
-    (uint32) right after the 4-byte encapsulation header; byte 1 of that header gives the
-    byte order. TFMessage starts with a uint32 sequence length, then the first transform's
+    return it). In CDR a leading std_msgs/Header (or a bare Header) puts `stamp.sec` (int32)
+    and `stamp.nanosec` (uint32) right after the 4-byte encapsulation header; byte 1 of that
+    header gives the byte order. TFMessage starts with a uint32 sequence length, then the first transform's
     header.
     """
     from rosbags.interfaces import Nodetype
 
     fields = typestore.fielddefs.get(msgtype, ([], []))[1]
     first = fields[0] if fields else None
-    if first is not None and first[1][0] == Nodetype.NAME and first[1][1] == "std_msgs/msg/Header":
+    if msgtype == "std_msgs/msg/Header" or (
+            first is not None and first[1][0] == Nodetype.NAME and first[1][1] == "std_msgs/msg/Header"):
         offset = 4
     elif msgtype == "tf2_msgs/msg/TFMessage":
         offset = 8

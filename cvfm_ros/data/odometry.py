@@ -77,7 +77,7 @@ def simulate_wheel_odometry(
     seed: int = 0,
     *,
     scale_error: float = 0.03,
-    yaw_rate_bias: float = math.radians(0.25),
+    yaw_rate_bias: float = math.radians(0.15),
     yaw_scale_error: float = 0.02,
     speed_noise: float = 0.05,
     yaw_rate_noise: float = math.radians(0.3),
@@ -96,8 +96,8 @@ def simulate_wheel_odometry(
     errors as unknown constants with standard deviations |scale_error|, |yaw_scale_error| and
     |yaw_rate_bias|.
 
-    Convention: the defaults (3 % distance scale, 2 % yaw scale, 0.25 deg/s yaw bias, i.e.
-    15 deg/min) are a car with uncalibrated wheel odometry; at ~8 m/s the track drifts tens of
+    Convention: the defaults (3 % distance scale, 2 % yaw scale, 0.15 deg/s = 9 deg/min yaw
+    bias) are a car with uncalibrated wheel odometry; at ~8 m/s the track drifts tens of
     metres per minute, which is why absolute localization matters.
     """
     if not isinstance(traj, Trajectory):

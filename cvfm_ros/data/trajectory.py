@@ -510,10 +510,11 @@ def _drive(graph: RoadGraph, needed: float, rng: np.random.Generator, profile: D
                 dwell[g] = float(rng.uniform(*profile.stop_duration_range))
                 v_lim[g] = 0.0
     v = v_lim.copy()
+    cell = float(s_grid[1] - s_grid[0])
     for i in range(1, len(v)):
-        v[i] = min(v[i], math.sqrt(v[i - 1] ** 2 + 2 * profile.max_accel * ds))
+        v[i] = min(v[i], math.sqrt(v[i - 1] ** 2 + 2 * profile.max_accel * cell))
     for i in range(len(v) - 2, -1, -1):
-        v[i] = min(v[i], math.sqrt(v[i + 1] ** 2 + 2 * profile.max_decel * ds))
+        v[i] = min(v[i], math.sqrt(v[i + 1] ** 2 + 2 * profile.max_decel * cell))
 
     # Constant acceleration within each cell (v^2 linear in s) gives dt = 2 ds / (v_i + v_i+1);
     # a stop adds its dwell before the vehicle leaves the stop point.
@@ -560,12 +561,13 @@ def plan_drive(
     t = np.arange(n) / rate_hz
     step = np.diff(s_grid)
     cell = np.clip(np.searchsorted(t_leave, t, side="right") - 1, 0, len(s_grid) - 2)
-    tau = np.clip(t - t_leave[cell], 0.0, t_arrive[cell + 1] - t_leave[cell])
+    span = t_arrive[cell + 1] - t_leave[cell]
+    tau = np.clip(t - t_leave[cell], 0.0, span)
     v0, v1 = v[cell], v[cell + 1]
     acc = (v1 ** 2 - v0 ** 2) / (2 * step[cell])
     # During a dwell tau stays at the end of the cell: the vehicle waits at the stop point.
     s = np.minimum(s_grid[cell] + v0 * tau + 0.5 * acc * tau ** 2, s_grid[cell + 1])
-    speed = np.clip(v0 + acc * tau, 0.0, None)
+    speed = np.where(tau >= span, v1, np.clip(v0 + acc * tau, 0.0, None))
     x, y, heading, kappa = path.evaluate(s)
     return Trajectory(t=t, x=x, y=y, yaw=_wrap_pi(heading), v=speed, yaw_rate=kappa * speed)
 

@@ -206,6 +206,17 @@ def _read_rgb(path: Path, what: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def _fit_camera(cam: PinholeCamera, width: int, height: int) -> PinholeCamera:
+    """The calibrated camera for an image of `width` x `height`.
+
+    Sizes within 1 % of the calibration (KITTI days differ by a pixel or two) keep the
+    intrinsics; a resized copy of the images scales them, keeping OpenCV pixel centres."""
+    sx, sy = width / cam.width, height / cam.height
+    if abs(sx - 1) <= 0.01 and abs(sy - 1) <= 0.01:
+        return PinholeCamera(cam.fx, cam.fy, cam.cx, cam.cy, width, height)
+    return PinholeCamera(cam.fx * sx, cam.fy * sy, (cam.cx + 0.5) * sx - 0.5, (cam.cy + 0.5) * sy - 0.5, width, height)
+
+
 def _split_name(name: str) -> tuple[str, str, str]:
     parts = Path(name).parts
     if len(parts) != 3 or not parts[2].endswith(".png"):
@@ -225,10 +236,17 @@ def load_kitti_frame(root: str | os.PathLike, name: str, noise: Sequence[float] 
     raw = root / "raw_data" / date
     image = _read_rgb(raw / drive / "image_02" / "data" / frame, "KITTI image")
     h, w = image.shape[:2]
-    calib = calibration or read_kitti_calibration(raw, (w, h))
-    if (calib.camera.width, calib.camera.height) != (w, h):
-        calib = KittiCalibration(PinholeCamera(calib.camera.fx, calib.camera.fy, calib.camera.cx, calib.camera.cy, w, h),
-                                 calib.base_from_camera, calib.imu_height_m, calib.from_nominal)
+    if calibration is None:
+        try:
+            calibration = read_kitti_calibration(raw)
+        except ValueError as exc:
+            if "S_rect_02" not in str(exc):
+                raise
+            # No rectified size recorded: the calibration describes images of this size.
+            calibration = read_kitti_calibration(raw, (w, h))
+    calib = calibration
+    calib = KittiCalibration(_fit_camera(calib.camera, w, h), calib.base_from_camera, calib.imu_height_m,
+                             calib.from_nominal)
     oxts = read_oxts(raw / drive / "oxts" / "data" / frame.replace(".png", ".txt"))
     lat, lon, yaw = float(oxts[0]), float(oxts[1]), float(oxts[5])
     aerial = _read_rgb(root / "satmap" / date / drive / frame, "KITTI satellite image")
