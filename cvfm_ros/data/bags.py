@@ -438,6 +438,25 @@ class DriveBagWriter:
                                  frame_id, child_frame_id)
         self.write_message(self.topics.ground_truth, "nav_msgs/msg/Odometry", stamp_ns, msg)
 
+    def write_odometry_track(self, track, start_ns: int = 0) -> None:
+        """Write every message of an `OdometryTrack` (cvfm_ros.data.odometry), stamped
+        start_ns + t, with its pose and twist covariances."""
+        start_ns = _check_stamp("start_ns", start_ns)
+        stamps = start_ns + np.round(np.asarray(track.t) * 1e9).astype(np.int64)
+        for k, stamp in enumerate(stamps):
+            self.write_odometry(int(stamp), (track.x[k], track.y[k], track.yaw[k]), linear_velocity=track.v[k],
+                                yaw_rate=track.yaw_rate[k], covariance=track.covariance[k],
+                                twist_covariance=track.twist_covariance[k], frame_id=track.frame_id,
+                                child_frame_id=track.child_frame_id)
+
+    def write_ground_truth_track(self, traj, start_ns: int = 0) -> None:
+        """Write every sample of a `Trajectory` (cvfm_ros.data.trajectory) as ground truth,
+        stamped start_ns + t."""
+        start_ns = _check_stamp("start_ns", start_ns)
+        for k, stamp in enumerate(traj.stamps_ns(start_ns)):
+            self.write_ground_truth(int(stamp), (traj.x[k], traj.y[k], traj.yaw[k]), linear_velocity=traj.v[k],
+                                    yaw_rate=traj.yaw_rate[k], frame_id=traj.frame_id)
+
     def write_tf_static(self, stamp_ns: int, transforms: Sequence[tuple[str, str, SE3]]) -> None:
         """Write one `tf2_msgs/TFMessage` on /tf_static (latched QoS, as tf2 publishes it).
 
@@ -652,7 +671,8 @@ class BagMessage(NamedTuple):
 
 
 class _Source:
-    """A bag's raw message stream in storage order: (topic, record_ns, raw CDR bytes)."""
+    """A bag's raw messages, (topic, record_ns, raw CDR bytes), in an order that is the same on
+    every call (record-time order for rosbags, file order for the recovery readers)."""
 
     description = "rosbags"
 
@@ -678,7 +698,6 @@ class _RosbagsSource(_Source):
             for conn in reader.connections:
                 self.topics.setdefault(conn.topic, conn.msgtype)
             self.typestore = reader.typestore
-            self._known = {k for k in reader.typestore.fielddefs}
 
     def raw(self, topics):
         with self._reader_cls([self.path], default_typestore=self._default) as reader:

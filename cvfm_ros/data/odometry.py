@@ -32,7 +32,8 @@ class OdometryTrack:
     """Odometry messages: pose of `child_frame_id` in `frame_id`, twist and pose covariance.
 
     t, x, y, yaw, v, yaw_rate: (N,) float64 (seconds, metres, radians, m/s, rad/s);
-    covariance: (N, 3, 3) over (x, y, yaw).
+    covariance: (N, 3, 3) over (x, y, yaw); twist_covariance: (N, 3, 3) over (vx, vy, wz) in
+    the child frame.
     """
 
     t: np.ndarray
@@ -42,6 +43,7 @@ class OdometryTrack:
     v: np.ndarray
     yaw_rate: np.ndarray
     covariance: np.ndarray
+    twist_covariance: np.ndarray
     frame_id: str = "odom"
     child_frame_id: str = "base_link"
 
@@ -49,8 +51,8 @@ class OdometryTrack:
         sizes: dict[str, int] = {}
         for name in ("t", "x", "y", "yaw", "v", "yaw_rate"):
             object.__setattr__(self, name, check_array(f"OdometryTrack.{name}", getattr(self, name), ("N",), sizes))
-        object.__setattr__(self, "covariance",
-                           check_array("OdometryTrack.covariance", self.covariance, ("N", 3, 3), sizes))
+        for name in ("covariance", "twist_covariance"):
+            object.__setattr__(self, name, check_array(f"OdometryTrack.{name}", getattr(self, name), ("N", 3, 3), sizes))
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -173,7 +175,14 @@ def simulate_wheel_odometry(
         q[2, 2] = (yaw_rate_noise * dt[k]) ** 2
         p = f @ p @ f.T + q
         cov[k + 1] = p[:3, :3]
-    return OdometryTrack(t=traj.t.copy(), x=pose[:, 0], y=pose[:, 1], yaw=pose[:, 2], v=v, yaw_rate=w, covariance=cov)
+    # Twist covariance: white noise plus the systematic errors at this speed and turn rate; a
+    # car cannot slide sideways, so vy is known to be ~0.
+    twist_cov = np.zeros((n, 3, 3))
+    twist_cov[:, 0, 0] = speed_noise ** 2 + (scale_error * v) ** 2
+    twist_cov[:, 1, 1] = 1e-4
+    twist_cov[:, 2, 2] = yaw_rate_noise ** 2 + yaw_rate_bias ** 2 + (yaw_scale_error * w) ** 2
+    return OdometryTrack(t=traj.t.copy(), x=pose[:, 0], y=pose[:, 1], yaw=pose[:, 2], v=v, yaw_rate=w,
+                         covariance=cov, twist_covariance=twist_cov)
 
 
 def _as_se2(name: str, pose) -> SE2:
