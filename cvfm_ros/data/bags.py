@@ -29,13 +29,16 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import cv2
 import numpy as np
 import torch
 
 from cvfm_ros.geometry import SE2, SE3, PanoramaCamera, PinholeCamera, matrix_to_quaternion, quaternion_to_matrix
+
+if TYPE_CHECKING:
+    from rosbags.typesys.store import Typestore
 
 # The ROS package that owns our message definitions (an ament_cmake interface package; see
 # docs/MESSAGES.md). Type names in bags are "<package>/msg/<Name>".
@@ -65,7 +68,7 @@ def _msg_dirs() -> list[Path]:
     return dirs
 
 
-def make_typestore():
+def make_typestore() -> "Typestore":
     """The ROS 2 Jazzy type store plus this project's messages from `msg/*.msg`.
 
     Our types are registered as `cvfm_ros_msgs/msg/<file stem>`. Raises ValueError when no
