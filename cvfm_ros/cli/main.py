@@ -14,6 +14,8 @@ import sys
 COMMANDS: dict[str, str] = {
     "demo": "cvfm_ros.cli.demo",
     "tiles": "cvfm_ros.cli.tiles",
+    "train": "cvfm_ros.cli.train",
+    "bench": "cvfm_ros.cli.bench",
 }
 
 

@@ -94,7 +94,8 @@ def random_camera(kind: str, rng: np.random.Generator, ground_size: tuple[int, i
 def make_pair(world: World, rng: np.random.Generator, camera: str = "pano", ground_size: tuple[int, int] | None = None,
               aerial_size: int = 256, mpp: float = 0.2, max_offset_frac: float = 0.25,
               bev_size_m: float = 40.0, bev_cell_m: float = 1.0, appearance: bool = True,
-              bev: MetricGrid | None = None, prior_yaw_noise_deg: float = 0.0) -> PairSample:
+              bev: MetricGrid | None = None, prior_yaw_noise_deg: float = 0.0,
+              camera_override: MountedCamera | None = None) -> PairSample:
     """One pair from `world` (see the module docstring).
 
     `bev` (default: a `bev_size_m` square of `bev_cell_m` cells) is the grid on which the true
@@ -109,6 +110,8 @@ def make_pair(world: World, rng: np.random.Generator, camera: str = "pano", grou
         raise ValueError(f"ground_size: expected sizes between 16 and 4096 pixels, got {ground_size}")
     pose = sample_street_pose(world, rng)
     mounted = random_camera(camera, rng, ground_size)
+    if camera_override is not None:
+        mounted = camera_override
     half_extent = aerial_size * mpp / 2
     offset = rng.uniform(-1, 1, 2) * max_offset_frac * half_extent
     center = pose[:2] - offset

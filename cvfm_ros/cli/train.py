@@ -1,0 +1,28 @@
+"""`cvfm-ros train`: train the matcher (see cvfm_ros/model/training.py)."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train the ViewBridge matcher (CPU, GPU or torchrun)")
+    parser.add_argument("--config", required=True, help="training YAML, e.g. config/train_synth.yaml")
+    parser.add_argument("--out", default=None, help="override out_dir")
+    parser.add_argument("--steps", type=int, default=None, help="override optim.steps")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if out_dir has last.pt")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..model.training import load_train_config, train
+
+    cfg = load_train_config(args.config)
+    if args.out:
+        cfg.out_dir = args.out
+    if args.steps is not None:
+        if args.steps <= 0:
+            raise ValueError(f"--steps: expected a positive number, got {args.steps}")
+        cfg.optim.steps = args.steps
+    path = train(cfg, resume=not args.no_resume)
+    print(f"checkpoint: {path}")
+    return 0

@@ -1,0 +1,225 @@
+"""Training of the ViewBridge matcher: on-the-fly synthetic pairs (or a CVFM-format folder),
+one loop that runs unchanged on one CPU process or under `torchrun` (DistributedDataParallel,
+gloo on CPU, nccl on GPU), mixed precision on GPU, JSON-lines metrics, resumable checkpoints
+saved and loaded as plain state dicts with `weights_only=True`.
+
+    cvfm-ros train --config config/train_synth.yaml
+    torchrun --nproc_per_node 4 -m cvfm_ros.cli.main train --config config/train_synth.yaml
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..config import atomic_write_text, from_dict
+from ..geometry import MountedCamera
+from .checkpoint import read_checkpoint, save_checkpoint
+from .losses import LossConfig, ViewBridgeLoss
+from .matcher import MatcherConfig, ViewBridgeMatcher
+
+
+@dataclass
+class DataSettings:
+    source: str = "synth"  # synth (on the fly) | a CVFM-format folder path
+    styles: list[str] = field(default_factory=lambda: ["downtown", "suburb", "industrial", "oldtown"])
+    seed: int = 0
+    length: int = 200000
+    world_size_m: float = 160.0
+    pairs_per_world: int = 32
+    aerial_mpp: float = 0.4
+    max_offset_frac: float = 0.25
+    prior_yaw_noise_deg: float = 10.0  # 180: orientation unknown
+    correspondences: int = 1024  # pixel-level correspondences kept per pair for the matching loss
+    workers: int = 1
+
+
+@dataclass
+class OptimSettings:
+    batch_size: int = 4
+    steps: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    threads: int = 0  # torch threads per process (0: leave the default)
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/synth"
+    data: DataSettings = field(default_factory=DataSettings)
+    optim: OptimSettings = field(default_factory=OptimSettings)
+    log_every: int = 10
+    checkpoint_every: int = 100
+    use_surface_model: bool = True
+    use_simrefiner: bool = True
+    use_prior_yaw: bool = True
+
+
+def matcher_config_for(cfg: TrainConfig) -> MatcherConfig:
+    return MatcherConfig(use_surface_model=cfg.use_surface_model, use_simrefiner=cfg.use_simrefiner,
+                         use_prior_yaw=cfg.use_prior_yaw)
+
+
+class TrainingPairs(torch.utils.data.Dataset):
+    """Synthetic pairs shaped for the matcher: one camera per block of `batch` consecutive items
+    (the matcher takes one camera per batch), targets in the matcher's frames."""
+
+    def __init__(self, data: DataSettings, matcher_config: MatcherConfig, bev_grid, batch: int) -> None:
+        from ..data.synth import SyntheticPairDataset
+
+        self.data, self.batch = data, batch
+        self.ground_hw, self.aerial_hw = matcher_config.ground_hw, matcher_config.aerial_hw
+        self.bev = bev_grid
+        self.pairs = SyntheticPairDataset(data.styles, seed=data.seed, length=data.length,
+                                          pairs_per_world=data.pairs_per_world, world_size_m=data.world_size_m)
+
+    def __len__(self) -> int:
+        return self.data.length
+
+    def camera_for(self, index: int) -> MountedCamera:
+        height = 1.4 + 0.8 * random.Random(self.data.seed * 7919 + index // self.batch).random()
+        return MountedCamera.panorama(self.ground_hw[1], self.ground_hw[0], height)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        from ..data.synth import make_pair
+
+        camera = self.camera_for(index)
+        world = self.pairs.world(index // self.data.pairs_per_world)
+        rng = np.random.default_rng([self.data.seed, index])
+        # make_pair draws its own camera; we need the block's camera, so render with it directly.
+        sample = make_pair(world, rng, camera="pano", ground_size=(self.ground_hw[1], self.ground_hw[0]),
+                           aerial_size=self.aerial_hw[0], mpp=self.data.aerial_mpp,
+                           max_offset_frac=self.data.max_offset_frac, bev=self.bev,
+                           prior_yaw_noise_deg=self.data.prior_yaw_noise_deg, camera_override=camera)
+        t = sample.to_tensors()
+        vis = np.argwhere(sample.visible)
+        k = self.data.correspondences
+        pick = rng.choice(len(vis), size=min(k, len(vis)), replace=False) if len(vis) else np.zeros(0, int)
+        corr = np.zeros((k, 2), np.float32)
+        valid = np.zeros(k, bool)
+        corr[: len(pick)] = sample.aerial_uv[vis[pick, 0], vis[pick, 1]]
+        valid[: len(pick)] = True
+        return {"ground": t["ground"], "aerial": t["aerial"], "prior_yaw": t["prior_yaw"],
+                "pose": t["pose_in_patch"], "surface_height": t["bev_height"],
+                "corr_aerial_uv": torch.from_numpy(corr), "corr_valid": torch.from_numpy(valid),
+                "camera_height": t["camera_height"]}
+
+
+class BlockShuffleSampler(torch.utils.data.Sampler):
+    """Shuffles blocks of `block` consecutive indices (one camera per block), split over ranks."""
+
+    def __init__(self, length: int, block: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.blocks = length // block
+        self.block, self.seed, self.rank, self.world, self.epoch = block, seed, rank, world, 0
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.blocks)[self.rank::self.world]
+        for b in order:
+            yield from range(b * self.block, (b + 1) * self.block)
+
+    def __len__(self) -> int:
+        return (self.blocks // self.world) * self.block
+
+
+def _distributed() -> tuple[int, int, torch.device]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Run (or resume) training; returns the path of the last checkpoint."""
+    from tqdm import tqdm
+
+    rank, world_size, device = _distributed()
+    if cfg.optim.threads:
+        torch.set_num_threads(cfg.optim.threads)
+    torch.manual_seed(cfg.data.seed + rank)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mconf = matcher_config_for(cfg)
+    model = ViewBridgeMatcher(mconf).to(device)
+    loss_fn = ViewBridgeLoss(LossConfig())
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    step = 0
+    last = out / "last.pt"
+    if resume and last.is_file():
+        payload = read_checkpoint(last)
+        model.load_state_dict(payload["state_dict"])
+        extra = payload.get("extra", {})
+        if "optimizer" in extra:
+            opt.load_state_dict(extra["optimizer"])
+        step = int(extra.get("step", 0))
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
+    if cfg.data.source != "synth":
+        raise ValueError(f"data.source: only 'synth' (on-the-fly) is wired into training here, got {cfg.data.source!r}")
+    dataset = TrainingPairs(cfg.data, mconf, model.bev_grid, cfg.optim.batch_size)
+    sampler = BlockShuffleSampler(len(dataset), cfg.optim.batch_size, cfg.data.seed, rank, world_size)
+    sampler.epoch = step  # a resumed run draws new blocks
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.optim.batch_size, sampler=sampler,
+                                         num_workers=cfg.data.workers, persistent_workers=cfg.data.workers > 0,
+                                         prefetch_factor=4 if cfg.data.workers > 0 else None)
+    schedule = lambda s: min(1.0, (s + 1) / max(cfg.optim.warmup_steps, 1)) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.optim.steps, 1.0)))  # noqa: E731
+    log_path = out / "metrics.jsonl"
+    bar = tqdm(total=cfg.optim.steps, initial=step, disable=not progress or rank != 0, desc="train")
+    use_amp = device.type == "cuda"
+    started = time.time()
+    model.train()
+    iterator = iter(loader)
+    while step < cfg.optim.steps:
+        batch = next(iterator)
+        # every item of a batch comes from one block, hence one camera
+        model.set_camera(MountedCamera.panorama(mconf.ground_hw[1], mconf.ground_hw[0], float(batch["camera_height"][0])))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        for group in opt.param_groups:
+            group["lr"] = cfg.optim.lr * schedule(step)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            outputs = ddp({"ground": batch["ground"], "aerial": batch["aerial"], "aerial_mpp": cfg.data.aerial_mpp,
+                           "prior_yaw": batch["prior_yaw"]})
+            terms = loss_fn(model, outputs, batch)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        step += 1
+        if rank == 0:
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.optim.steps:
+                with torch.no_grad():
+                    err = (outputs["pose"][:, :2] - batch["pose"][:, :2]).norm(dim=-1)
+                record = {"step": step, "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.time() - started, 1),
+                          **{k: float(v.detach()) for k, v in terms.items()}, "pos_err_median_m": float(err.median())}
+                with open(log_path, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                bar.set_postfix(loss=f"{record['total']:.3f}", err=f"{record['pos_err_median_m']:.2f}m")
+            if step % cfg.checkpoint_every == 0 or step == cfg.optim.steps:
+                save_checkpoint(last, model, extra={"optimizer": opt.state_dict(), "step": step,
+                                                    "train_config": json.loads(json.dumps(asdict(cfg)))})
+    bar.close()
+    if dist.is_initialized():
+        dist.barrier()
+    atomic_write_text(out / "train_config.json", json.dumps(asdict(cfg), indent=2))
+    return last
+
+
+def load_train_config(path: str | os.PathLike) -> TrainConfig:
+    from ..config import load_yaml
+
+    return from_dict(TrainConfig, load_yaml(path), where=str(path))

@@ -1,0 +1,122 @@
+"""Wheel-odometry simulation, prior propagation and odometry interpolation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cvfm_ros.data.odometry import interpolate_odometry, propagate_prior, simulate_wheel_odometry
+from cvfm_ros.data.trajectory import DriveProfile, plan_drive
+from cvfm_ros.geometry import SE2
+
+
+def city() -> list[np.ndarray]:
+    """A larger grid of blocks (long streets, so the average speed is near 8 m/s)."""
+    roads = [np.array([[0.0, y], [900.0, y]]) for y in (0.0, 300.0, 600.0)]
+    roads += [np.array([[x, 0.0], [x, 600.0]]) for x in (0.0, 450.0, 900.0)]
+    return roads
+
+
+def _truth_in_odom(traj) -> np.ndarray:
+    poses = traj.poses()
+    return poses[0].inverse().compose(poses).data.numpy()
+
+
+def test_zero_noise_reproduces_the_trajectory():
+    traj = plan_drive(city(), 60.0, 10.0, seed=0)
+    odom = simulate_wheel_odometry(traj, seed=0, scale_error=0.0, yaw_rate_bias=0.0, yaw_scale_error=0.0,
+                                   speed_noise=0.0, yaw_rate_noise=0.0)
+    truth = _truth_in_odom(traj)
+    np.testing.assert_allclose(odom.x, truth[:, 0], atol=1e-9)
+    np.testing.assert_allclose(odom.y, truth[:, 1], atol=1e-9)
+    np.testing.assert_allclose(np.angle(np.exp(1j * (odom.yaw - truth[:, 2]))), 0.0, atol=1e-12)
+    assert not odom.covariance.any()
+    # The twist is the true motion averaged over each interval.
+    np.testing.assert_allclose(odom.v[1:], 0.5 * (traj.v[1:] + traj.v[:-1]), atol=0.05)
+    # From a given start pose in odom, everything is carried along rigidly.
+    start = (5.0, -3.0, 2.0)
+    moved = simulate_wheel_odometry(traj, scale_error=0.0, yaw_rate_bias=0.0, yaw_scale_error=0.0, speed_noise=0.0,
+                                    yaw_rate_noise=0.0, initial_pose=start)
+    want = SE2(torch.tensor(start, dtype=torch.float64)).compose(SE2(torch.from_numpy(truth))).data.numpy()
+    np.testing.assert_allclose(moved.x, want[:, 0], atol=1e-9)
+    np.testing.assert_allclose(moved.y, want[:, 1], atol=1e-9)
+
+
+def test_default_drift_is_large_and_grows():
+    finals = []
+    for seed in range(3):
+        traj = plan_drive(city(), 60.0, 10.0, seed=seed)
+        assert 7.0 < traj.v.mean() < 10.0
+        odom = simulate_wheel_odometry(traj, seed=seed)
+        truth = _truth_in_odom(traj)
+        err = np.hypot(odom.x - truth[:, 0], odom.y - truth[:, 1])
+        assert err[-1] > err[200] > err[50]
+        trace = odom.covariance[:, 0, 0] + odom.covariance[:, 1, 1]
+        assert trace[-1] > trace[400] > trace[200] > 100 * trace[50]
+        # The covariance is honest about the drift it describes.
+        assert err[-1] < 3.0 * math.sqrt(trace[-1])
+        np.testing.assert_allclose(odom.covariance, odom.covariance.transpose(0, 2, 1), atol=1e-9)
+        finals.append(err[-1])
+    assert min(finals) > 10.0 and np.median(finals) > 15.0, finals
+
+
+def test_each_error_source_acts_as_described():
+    traj = plan_drive(city(), 30.0, 10.0, seed=4, profile=DriveProfile(stop_probability=0.0))
+    base = dict(scale_error=0.0, yaw_rate_bias=0.0, yaw_scale_error=0.0, speed_noise=0.0, yaw_rate_noise=0.0)
+    scaled = simulate_wheel_odometry(traj, **{**base, "scale_error": 0.05})
+    dist_true = traj.path_length_m
+    dist_odom = float(np.hypot(np.diff(scaled.x), np.diff(scaled.y)).sum())
+    assert dist_odom == pytest.approx(1.05 * dist_true, rel=1e-3)
+    biased = simulate_wheel_odometry(traj, **{**base, "yaw_rate_bias": math.radians(1.0)})
+    truth = _truth_in_odom(traj)
+    yaw_err = np.angle(np.exp(1j * (biased.yaw - truth[:, 2])))
+    np.testing.assert_allclose(yaw_err, np.radians(1.0) * traj.t, atol=1e-9)
+    noisy_a = simulate_wheel_odometry(traj, seed=1)
+    noisy_b = simulate_wheel_odometry(traj, seed=1)
+    noisy_c = simulate_wheel_odometry(traj, seed=2)
+    np.testing.assert_array_equal(noisy_a.x, noisy_b.x)
+    assert not np.array_equal(noisy_a.x, noisy_c.x)
+    with pytest.raises(ValueError, match="speed_noise"):
+        simulate_wheel_odometry(traj, speed_noise=-1.0)
+    with pytest.raises(ValueError, match="traj"):
+        simulate_wheel_odometry(truth)
+
+
+def test_propagate_prior_uses_only_the_increment():
+    gen = torch.Generator().manual_seed(0)
+    truth = SE2.from_xy_yaw(torch.rand(2, generator=gen, dtype=torch.float64) * 100,
+                            torch.rand(2, generator=gen, dtype=torch.float64) * 100,
+                            (torch.rand(2, generator=gen, dtype=torch.float64) - 0.5) * 6)
+    # Odometry = truth seen from an arbitrary (drifted) odom frame.
+    drift = SE2(torch.tensor([-37.0, 12.5, 2.9], dtype=torch.float64))
+    odom = drift.compose(truth)
+    prior = propagate_prior(truth[0], odom[0], odom[1])
+    torch.testing.assert_close(prior.data, truth[1].data, atol=1e-12, rtol=0)
+    # Arrays work too, and batches broadcast.
+    prior_np = propagate_prior(truth[0].data.numpy(), odom[0].data.numpy(), odom.data.numpy())
+    assert prior_np.data.shape == (2, 3)
+    torch.testing.assert_close(prior_np.data, truth.data, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="odom_now"):
+        propagate_prior(truth[0], odom[0], [1.0, 2.0])
+
+
+def test_interpolate_odometry():
+    stamps = np.array([0, 10, 20], dtype=np.int64) * 100_000_000 + 1_700_000_000_000_000_000
+    poses = np.array([[0.0, 0.0, 3.0], [10.0, 2.0, -3.0], [20.0, 2.0, -2.0]])
+    mid = interpolate_odometry(stamps, poses, stamps[0] + 500_000_000)
+    assert mid.data.shape == (3,)
+    assert mid.x.item() == pytest.approx(5.0) and mid.y.item() == pytest.approx(1.0)
+    # Shortest arc across the +-pi seam: 3.0 -> -3.0 passes through pi, not through 0.
+    assert abs(abs(mid.yaw.item()) - math.pi) < 1e-9
+    many = interpolate_odometry(stamps, SE2(torch.from_numpy(poses)), stamps)
+    torch.testing.assert_close(many.data, torch.from_numpy(poses), atol=1e-12, rtol=0)
+    q = interpolate_odometry(np.array([0.0, 1.0]), poses[1:], np.array([0.25]))
+    assert q.data.shape == (1, 3) and q.yaw.item() == pytest.approx(-2.75)
+    with pytest.raises(ValueError, match="outside"):
+        interpolate_odometry(stamps, poses, stamps[-1] + 1)
+    with pytest.raises(ValueError, match="poses"):
+        interpolate_odometry(stamps, poses[:2], stamps[0])
+    with pytest.raises(ValueError, match="increasing"):
+        interpolate_odometry(stamps[::-1].copy(), poses, stamps[1])
