@@ -24,6 +24,24 @@ from ..config import atomic_write_text
 
 DRIVE_FORMAT_VERSION = 1
 DEFAULT_DATUM = (47.6062, -122.3321, 0.0)  # Seattle, where VIGOR's Seattle split lives
+START_STAMP_NS = 1_760_000_000 * 10**9  # drives start at a fixed epoch stamp (deterministic bags)
+
+
+def _roads_inside(world, margin_m: float) -> list[np.ndarray]:
+    """Road centre lines cut to the part of the world whose imagery exists (minus a margin)."""
+    half = world.size_m / 2 - margin_m
+    out = []
+    for road in world.roads:
+        keep = np.abs(road.polyline).max(1) < half
+        idx = np.flatnonzero(keep)
+        if len(idx) < 2:
+            continue
+        for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
+            if len(run) >= 2:
+                out.append(road.polyline[run])
+    if not out:
+        raise ValueError(f"world of {world.size_m} m has no road inside a {margin_m} m margin")
+    return out
 
 
 @dataclass
@@ -83,10 +101,9 @@ def load_drive(root: str | Path) -> DriveInfo:
 
 def generate_drive(out_dir: str | Path, spec: DriveSpec, progress: bool = True) -> DriveInfo:
     """Generate a drive into `out_dir` (replacing an incomplete one). See the module docstring."""
-    import torch
     from tqdm import tqdm
 
-    from ..geometry import SE2, MountedCamera, PinholeCamera
+    from ..geometry import MountedCamera, PinholeCamera
     from ..runtime.geodesy import Datum
     from ..runtime.tiles import write_xyz_pyramid
     from .bags import DriveBagWriter
@@ -105,44 +122,44 @@ def generate_drive(out_dir: str | Path, spec: DriveSpec, progress: bool = True) 
         probe.unlink()
     except OSError as exc:
         raise ValueError(f"--out: cannot write to {out} ({exc})") from exc
-    for stale in ("bag", "tiles"):
+    for stale in ("bag", "tiles"):  # leftovers of an interrupted run
         shutil.rmtree(out / stale, ignore_errors=True)
 
     style = spec.style or SEEN_STYLES[0]
     world = generate_world(style, spec.seed, size_m=spec.world_size_m)
-    traj = plan_drive(world.roads, spec.duration_s, rate_hz=spec.odom_rate_hz, seed=spec.seed)
+    traj = plan_drive(_roads_inside(world, margin_m=30.0), spec.duration_s, rate_hz=spec.odom_rate_hz, seed=spec.seed)
     odom = simulate_wheel_odometry(traj, seed=spec.seed)
     rng = np.random.default_rng(spec.seed)
     height_m = float(rng.uniform(1.6, 2.0))
     if spec.camera == "pano":
         mounted = MountedCamera.panorama(*spec.pano_size, height_m=height_m)
+        camera_frame = "camera"
     else:
         w, h = spec.pinhole_size
         f = 0.5 * w / math.tan(math.radians(45))  # 90 degree horizontal field of view
         mounted = MountedCamera.forward_pinhole(PinholeCamera(f, f, (w - 1) / 2, (h - 1) / 2, w, h), height_m,
                                                 pitch_down_rad=math.radians(5))
+        camera_frame = "camera_optical_frame"
 
     datum = Datum(*spec.datum)
     ortho, grid = render_orthophoto(world, spec.ortho_mpp, appearance=None, seed=spec.seed + 1)
     write_xyz_pyramid(ortho, grid, datum, list(spec.zooms), out / "tiles")
 
-    topics = {"image": "/camera/image_raw" + ("/compressed" if spec.compressed else ""),
-              "camera_info": "/camera/camera_info", "odom": "/odom", "ground_truth": "/ground_truth/odom"}
     camera_every = max(1, round(spec.odom_rate_hz / spec.rate_hz))
+    start_ns = START_STAMP_NS
     frames = 0
     with DriveBagWriter(out / "bag", storage=spec.storage, compressed_images=spec.compressed) as bag:
-        bag.write_tf_static(0, mounted.base_from_camera, child_frame="camera")
-        indices = range(len(traj.stamps))
-        for k in tqdm(indices, desc="rendering drive", disable=not progress, unit="step"):
-            stamp_ns = int(round(traj.stamps[k] * 1e9))
-            bag.write_odometry(stamp_ns, odom, k)
-            bag.write_ground_truth(stamp_ns, traj, k)
-            if k % camera_every == 0:
-                pose = SE2(torch.tensor([traj.x[k], traj.y[k], traj.yaw[k]], dtype=torch.float32))
-                view = render_ground(world, pose, mounted, rng=rng)
-                bag.write_camera_info(stamp_ns, mounted.camera)
-                bag.write_image(stamp_ns, view.image)
-                frames += 1
+        bag.write_tf_static(start_ns, [("base_link", camera_frame, mounted.base_from_camera)])
+        bag.write_odometry_track(odom, start_ns)
+        bag.write_ground_truth_track(traj, start_ns)
+        for k in tqdm(range(0, len(traj.t), camera_every), desc="rendering drive", disable=not progress, unit="frame"):
+            stamp_ns = start_ns + int(round(traj.t[k] * 1e9))
+            view = render_ground(world, np.array([traj.x[k], traj.y[k], traj.yaw[k]]), mounted, rng=rng)
+            bag.write_camera_info(stamp_ns, mounted.camera, frame_id=camera_frame)
+            bag.write_image(stamp_ns, view.image, frame_id=camera_frame)
+            frames += 1
+    topics = {"image": bag.image_topic, "camera_info": bag.topics.camera_info, "odom": bag.topics.odom,
+              "ground_truth": bag.topics.ground_truth}
     info = {"format_version": DRIVE_FORMAT_VERSION, "spec": asdict(spec), "topics": topics,
             "camera_height_m": height_m, "frames": frames, "world": {"style": style, "seed": spec.seed}}
     atomic_write_text(out / "drive.json", json.dumps(info, indent=2))

@@ -31,6 +31,32 @@ INPUTS = ["ground", "aerial", "prior_yaw"]
 OUTPUTS = ["pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv", "match_weights"]
 
 
+DEFAULT_AERIAL_MPP = 0.4  # the matchers' aerial patches: 128 px at 0.4 m = 51.2 m around the prior
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "matcher.pt"
+
+
+def build_matcher(settings) -> torch.nn.Module:
+    """The matcher named by `MatcherSettings`: the trained ViewBridge model or the classical baseline."""
+    if settings.kind == "baseline":
+        from ..model import BaselineConfig, ClassicalBaseline
+
+        matcher = ClassicalBaseline(BaselineConfig())
+        matcher.runtime_metadata = {"aerial_mpp": DEFAULT_AERIAL_MPP}
+        return matcher
+    from ..model import load_matcher, read_checkpoint
+
+    path = Path(settings.weights) if settings.weights else SHIPPED_WEIGHTS
+    if not path.is_file():
+        raise ValueError(f"matcher.weights: {path} not found" + (
+            " (no trained weights ship in this build; train with `cvfm-ros train` or set matcher.kind: baseline)"
+            if not settings.weights else ""))
+    matcher = load_matcher(path)
+    extra = read_checkpoint(path).get("extra", {})
+    matcher.runtime_metadata = dict(extra.get("runtime", {}))
+    matcher.runtime_metadata.setdefault("aerial_mpp", extra.get("train_config", {}).get("data", {}).get("aerial_mpp", DEFAULT_AERIAL_MPP))
+    return matcher
+
+
 class ExportableMatcher(torch.nn.Module):
     """Positional-tensor wrapper around a matcher's dict interface (what ONNX and backends see)."""
 
@@ -75,16 +101,14 @@ class Localizer:
         self.datum = Datum(d.latitude, d.longitude, d.altitude)
         self.tiles = tiles if tiles is not None else TileStore(config.tiles, self.datum)
         if matcher is None:
-            from ..model import load_matcher_for
-            matcher = load_matcher_for(config.matcher)
+            matcher = build_matcher(config.matcher)
         self.matcher = matcher.eval()
         meta = getattr(matcher, "runtime_metadata", {}) or {}
-        self.ground_size: dict[str, tuple[int, int]] = {
-            "panorama": tuple(meta.get("panorama_size", (512, 256))),
-            "pinhole": tuple(meta.get("pinhole_size", (384, 288))),
-        }
-        self.aerial_size = int(meta.get("aerial_size_px", 256))
-        self.aerial_mpp = float(meta.get("aerial_mpp", 0.2))
+        hg, wg = matcher.config.ground_hw
+        # The matcher has static input shapes: every camera image is resized to them.
+        self.ground_size: dict[str, tuple[int, int]] = {"panorama": (wg, hg), "pinhole": (wg, hg)}
+        self.aerial_size = int(matcher.config.aerial_hw[0])
+        self.aerial_mpp = float(meta.get("aerial_mpp", DEFAULT_AERIAL_MPP))
         self.covariance_scale = float(meta.get("covariance_scale", 1.0))
         self.covariance_floor = np.diag(meta.get("covariance_floor", [0.05**2, 0.05**2, math.radians(0.2) ** 2]))
         self._backends: dict[str, object] = {}

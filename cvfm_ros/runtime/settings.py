@@ -78,7 +78,7 @@ class GateSettings:
     mahalanobis_threshold: float = _f(16.27, "reject fixes whose Mahalanobis distance squared to the prior "
                                       "exceeds this (16.27 = chi-square 3 dof at 99.9%)", range=(0.1, 1e6))
     min_matches: int = _f(12, "fewer weighted matches than this is LOW_CONFIDENCE", range=(3, 100000))
-    min_score: float = _f(0.05, "mean match confidence below this is LOW_CONFIDENCE", range=(0.0, 1.0))
+    min_score: float = _f(0.0, "mean match confidence below this is LOW_CONFIDENCE (0: off)", range=(0.0, 1.0))
     max_std_xy_m: float = _f(5.0, "a fix with a larger 1-sigma position uncertainty is LOW_CONFIDENCE", range=(0.01, 1e4))
 
 
