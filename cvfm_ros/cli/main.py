@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "tiles": "cvfm_ros.cli.tiles",
     "train": "cvfm_ros.cli.train",
     "bench": "cvfm_ros.cli.bench",
+    "replay": "cvfm_ros.cli.replay",
 }
 
 

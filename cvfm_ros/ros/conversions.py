@@ -10,7 +10,7 @@ import math
 import numpy as np
 from geometry_msgs.msg import Quaternion
 
-from ..data.bags import camera_info_to_camera, compressed_to_numpy, image_to_numpy
+from ..data.bags import camera_info_to_camera, image_to_numpy
 from ..geometry import PinholeCamera
 
 
@@ -19,21 +19,8 @@ def stamp_to_sec(stamp) -> float:
 
 
 def image_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W, 3) uint8 RGB. ValueError names the bad field."""
-    image = image_to_numpy(msg)
-    return _as_rgb(image)
-
-
-def compressed_to_rgb(msg) -> np.ndarray:
-    return _as_rgb(compressed_to_numpy(msg))
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    return np.ascontiguousarray(image[..., :3])
+    """sensor_msgs/Image or CompressedImage -> (H, W, 3) uint8 RGB. ValueError names the bad field."""
+    return np.ascontiguousarray(image_to_numpy(msg, rgb=True))
 
 
 def camera_info_to_pinhole(msg) -> PinholeCamera:

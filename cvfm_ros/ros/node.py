@@ -33,7 +33,7 @@ from ..runtime.result import LocalizationResult, Status
 from ..runtime.session import LatestSlot, LocalizationSession
 from ..runtime.settings import NodeSettings
 from .conversions import (
-    camera_info_to_pinhole, compressed_to_rgb, image_to_rgb, odometry_to_pose, pose_to_quaternion, quaternion_to_yaw_checked,
+    camera_info_to_pinhole, image_to_rgb, odometry_to_pose, pose_to_quaternion, quaternion_to_yaw_checked,
     stamp_to_sec,
 )
 from .parameters import declare_settings, read_settings
@@ -250,7 +250,7 @@ class LocalizerNode(LifecycleNode):
             if msg is None:
                 continue
             try:
-                image = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+                image = image_to_rgb(msg)
                 camera = self._camera_for(msg, image.shape[1], image.shape[0])
             except ValueError as exc:
                 self._bad_input("image", str(exc))

@@ -41,6 +41,7 @@ def build_matcher(settings) -> torch.nn.Module:
         from ..model import BaselineConfig, ClassicalBaseline
 
         matcher = ClassicalBaseline(BaselineConfig())
+        matcher.exportable = False
         matcher.runtime_metadata = {"aerial_mpp": DEFAULT_AERIAL_MPP}
         return matcher
     from ..model import load_matcher, read_checkpoint
@@ -124,7 +125,12 @@ class Localizer:
             self.matcher.set_camera(model_camera)
             wrapper = ExportableMatcher(self.matcher, self.aerial_mpp).eval()
             artifact = cache_key(self.matcher.state_dict(), key + repr({k: v.shape for k, v in example.items()}))
-            selection = select_backend(self.config.matcher.backend, self.config.matcher.device, wrapper, example,
+            backend = self.config.matcher.backend
+            if not getattr(self.matcher, "exportable", True):
+                # The classical baseline searches with OpenCV on numpy arrays: a traced graph would
+                # freeze its result into constants, so it only runs in torch.
+                backend = "torch"
+            selection = select_backend(backend, self.config.matcher.device, wrapper, example,
                                        INPUTS, OUTPUTS, self.cache_dir, artifact, ["pose"],
                                        {"pose": 0.05})
             self._backends[key] = selection.backend
