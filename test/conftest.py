@@ -27,3 +27,12 @@ def shared_dir() -> Path:
 
 
 os.environ.setdefault("CVFM_ROS_TEST", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_drive(tmp_path_factory):
+    """A short generated drive (bag + tiles) shared by the replay and node tests."""
+    from cvfm_ros.data.drive import DriveSpec, generate_drive
+
+    root = tmp_path_factory.mktemp("drive") / "drive"
+    return generate_drive(root, DriveSpec(seed=3, duration_s=4.0, world_size_m=160.0, zooms=(18, 19, 20)), progress=False)

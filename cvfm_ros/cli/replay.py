@@ -74,8 +74,15 @@ def replay_one(bag: str, out: str, options: dict) -> dict:
     events, truth = read_events(bag_path, topics, settings, datum, record.problems)
     localizer = Localizer(settings.localizer_config())
     session = LocalizationSession(localizer, settings.prior)
-    images = [e for e in events if e.kind == "image"]
-    bar = tqdm(total=len(images), disable=options.get("quiet", False), desc=f"replay {Path(bag).name}", unit="img")
+    stamps = [e.stamp for e in events if e.kind == "image"]
+    if options["rate"] > 0:  # the frames run_replay will process at that rate
+        kept, last_kept = 0, -float("inf")
+        for t in stamps:
+            if t - last_kept >= 1.0 / options["rate"] - 1e-6:
+                kept, last_kept = kept + 1, t
+    else:
+        kept = len(stamps)
+    bar = tqdm(total=kept, disable=options.get("quiet", False), desc=f"replay {Path(bag).name}", unit="img")
     last = [None]
 
     def progress(stamp: float) -> None:

@@ -1,0 +1,252 @@
+"""The cvfm_localizer node with real rclpy and real DDS on loopback (private context, own domain)."""
+import math
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed (pip wheels or a ROS 2 installation)")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import PoseWithCovarianceStamped  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from cvfm_ros.data.bags import odometry_to_se2, read_bag, image_to_numpy  # noqa: E402
+from cvfm_ros.ros.node import TF2_AVAILABLE, LocalizerNode  # noqa: E402
+from cvfm_ros.runtime.frames import compose, map_from_odom  # noqa: E402
+
+
+def _drive_messages(drive):
+    truth, odom, images = {}, [], []
+    for m in read_bag(drive.bag, [drive.topics["odom"], drive.topics["ground_truth"], drive.topics["image"]]):
+        if m.topic == drive.topics["ground_truth"]:
+            truth[m.stamp_ns] = odometry_to_se2(m.message).data.numpy().astype(float)
+        elif m.topic == drive.topics["odom"]:
+            odom.append((m.stamp_ns, odometry_to_se2(m.message).data.numpy().astype(float)))
+        else:
+            images.append((m.stamp_ns, image_to_numpy(m.message)))
+    return truth, odom, images
+
+
+class Harness:
+    """A private context on its own domain, the node under test and a test node, spun in a thread."""
+
+    def __init__(self, overrides: dict, domain: int):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        params = [Parameter(k, value=v) for k, v in overrides.items()]
+        self.node = LocalizerNode(context=self.context, parameter_overrides=params)
+        self.peer = rclpy.create_node("cvfm_test_peer", context=self.context)
+        self.poses: list[PoseWithCovarianceStamped] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.peer.create_subscription(PoseWithCovarianceStamped, "/cvfm_localizer/pose", self.poses.append, 50)
+        self.peer.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
+        self.image_pub = self.peer.create_publisher(Image, "/image", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self.odom_pub = self.peer.create_publisher(Odometry, "/odom", 50)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.peer)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return predicate()
+
+    def publish_odom(self, stamp_ns: int, pose, frame="odom"):
+        msg = Odometry()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 10**9)
+        msg.header.frame_id, msg.child_frame_id = frame, "base_link"
+        msg.pose.pose.position.x, msg.pose.pose.position.y = float(pose[0]), float(pose[1])
+        msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = math.sin(pose[2] / 2), math.cos(pose[2] / 2)
+        self.odom_pub.publish(msg)
+
+    def publish_image(self, stamp_ns: int, image: np.ndarray, encoding="rgb8"):
+        msg = Image()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 10**9)
+        msg.header.frame_id = "camera"
+        msg.height, msg.width = image.shape[:2]
+        msg.encoding, msg.step = encoding, image.shape[1] * 3
+        msg.data = image.tobytes()
+        self.image_pub.publish(msg)
+
+    def last_diag(self) -> dict:
+        if not self.diagnostics:
+            return {}
+        return {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node._stop_worker()
+        self.node.destroy_node()
+        self.peer.destroy_node()
+        rclpy.shutdown(context=self.context)
+        self.thread.join(timeout=5.0)
+
+
+_DOMAIN = [60 + os.getpid() % 50]
+
+
+def _domain() -> int:
+    _DOMAIN[0] += 1
+    return _DOMAIN[0]
+
+
+def _overrides(drive, truth0, **extra):
+    base = {"tiles.path": str(drive.tiles), "tiles.max_zoom": 20, "datum.latitude": drive.datum[0],
+            "datum.longitude": drive.datum[1], "matcher.kind": "baseline", "camera.height_m": drive.camera_height_m,
+            "initial_pose.enabled": True, "initial_pose.x": float(truth0[0]), "initial_pose.y": float(truth0[1]),
+            "initial_pose.yaw": float(truth0[2]), "initial_pose.std_xy_m": 2.0, "initial_pose.std_yaw_deg": 3.0,
+            "diagnostics_period_s": 0.2}
+    base.update(extra)
+    return base
+
+
+@pytest.fixture(scope="module")
+def drive_data(tiny_drive):
+    return tiny_drive, *_drive_messages(tiny_drive)
+
+
+def _stream(h: Harness, odom, images, every=5, settle=1.5, max_images=None):
+    """Publish odometry up to each image stamp, then the image; wait for it to be processed."""
+    published = []
+    k = 0
+    for n, (stamp, image) in enumerate(images[::every]):
+        if max_images and n >= max_images:
+            break
+        while k < len(odom) and odom[k][0] <= stamp + 50_000_000:
+            h.publish_odom(*odom[k])
+            k += 1
+        time.sleep(0.05)
+        before = len(h.poses)
+        h.publish_image(stamp, image)
+        published.append(stamp)
+        h.wait_for(lambda: len(h.poses) > before or h.node.session.stats.frames >= len(published), settle)
+    return published
+
+
+def test_poses_arrive_in_map_with_image_stamps_and_covariance(drive_data):
+    drive, truth, odom, images = drive_data
+    t0 = images[0][0]
+    h = Harness(_overrides(drive, truth[t0]), _domain())
+    try:
+        published = _stream(h, odom, images, every=5, settle=8.0)
+        assert h.wait_for(lambda: len(h.poses) >= 3, 10.0), h.last_diag()
+        for pose in h.poses:
+            assert pose.header.frame_id == "map"
+            stamp = pose.header.stamp.sec * 10**9 + pose.header.stamp.nanosec
+            assert stamp in published
+            cov = np.array(pose.pose.covariance).reshape(6, 6)
+            assert cov[0, 0] > 0 and cov[1, 1] > 0 and cov[5, 5] > 0 and cov[2, 2] >= 1e5
+            assert np.allclose(cov, cov.T)
+            t = truth[stamp]
+            err = math.hypot(pose.pose.pose.position.x - t[0], pose.pose.pose.position.y - t[1])
+            assert err < 5.0  # the baseline's accuracy on this drive is metre-level
+        # TF: what the node broadcasts (or would, without tf2_ros) closes map -> odom -> base_link
+        parent, child, m_o = h.node.last_transform
+        assert (parent, child) == ("map", "odom")
+        last = h.poses[-1]
+        stamp = last.header.stamp.sec * 10**9 + last.header.stamp.nanosec
+        odom_pose = dict(odom).get(stamp)
+        if odom_pose is not None:
+            fix = np.array([last.pose.pose.position.x, last.pose.pose.position.y,
+                            2 * math.atan2(last.pose.pose.orientation.z, last.pose.pose.orientation.w)])
+            assert np.allclose(compose(m_o, odom_pose)[:2], fix[:2], atol=1e-6)
+        assert h.wait_for(lambda: h.last_diag().get("frames", "0") != "0", 3.0)
+        diag = h.last_diag()
+        assert diag["tf_output"] == ("available" if TF2_AVAILABLE else "unavailable: tf2_ros is not installed")
+        assert diag["backend"].startswith("torch")
+    finally:
+        h.close()
+
+
+def test_parameter_validation_names_the_parameter(drive_data):
+    drive, truth, _, images = drive_data
+    h = Harness(_overrides(drive, truth[images[0][0]], tf_mode="sideways"), _domain())
+    try:
+        assert h.node.session is None  # configure failed: nothing runs
+    finally:
+        h.close()
+    with pytest.raises(Exception, match="datum.latitude"):
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, domain_id=_domain())
+        try:
+            node = LocalizerNode(context=ctx, parameter_overrides=[Parameter("datum.latitude", value=95.0)])
+            node.destroy_node()
+        finally:
+            rclpy.shutdown(context=ctx)
+
+
+def test_missing_tiles_publish_no_pose(drive_data, tmp_path):
+    drive, truth, odom, images = drive_data
+    (tmp_path / "empty").mkdir()
+    h = Harness(_overrides(drive, truth[images[0][0]], **{"tiles.path": str(tmp_path / "empty")}), _domain())
+    try:
+        _stream(h, odom, images, every=10, settle=3.0)
+        assert h.wait_for(lambda: h.last_diag().get("last_status") == "NO_TILES", 5.0), h.last_diag()
+        assert not h.poses
+        assert h.diagnostics[-1].status[0].level == 2  # ERROR
+    finally:
+        h.close()
+
+
+def test_qos_mismatch_and_bad_inputs_are_counted_not_fatal(drive_data):
+    drive, truth, odom, images = drive_data
+    h = Harness(_overrides(drive, truth[images[0][0]]), _domain())
+    try:
+        # Best-effort odometry cannot reach the node's reliable odometry subscription.
+        mismatched = h.peer.create_publisher(Odometry, "/odom", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        h.odom_pub = mismatched
+        _stream(h, odom, images, every=10, settle=2.0, max_images=3)
+        assert h.wait_for(lambda: h.last_diag().get("last_status") == "NO_PRIOR", 5.0), h.last_diag()
+        assert not h.poses
+        # Unknown encoding, NaN odometry: counted, logged, no crash, no pose.
+        h.publish_image(images[0][0], images[0][1], encoding="yuv422_weird")
+        h.odom_pub = h.peer.create_publisher(Odometry, "/odom", 50)
+        h.publish_odom(odom[0][0], np.array([np.nan, 0.0, 0.0]))
+        assert h.wait_for(lambda: int(h.last_diag().get("bad_inputs", "0")) >= 2, 5.0), h.last_diag()
+        assert "image=" in h.last_diag()["bad_inputs_by_source"] and "odom=" in h.last_diag()["bad_inputs_by_source"]
+    finally:
+        h.close()
+
+
+def test_flood_keeps_no_backlog_and_time_jump_resets(drive_data):
+    drive, truth, odom, images = drive_data
+    h = Harness(_overrides(drive, truth[images[0][0]]), _domain())
+    try:
+        _stream(h, odom, images, every=10, settle=4.0)
+        assert h.poses, h.last_diag()
+        # A 30 Hz flood (the robot stands still): the newest frame wins, the rest are dropped.
+        import resource
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        last_stamp, last_image = images[-1]
+        last_odom = odom[-1][1]
+        start, n = time.time(), 0
+        while time.time() - start < 6.0:
+            stamp = last_stamp + (n + 1) * 33_000_000
+            h.publish_odom(stamp, last_odom)
+            h.publish_image(stamp, last_image)
+            n += 1
+            time.sleep(1 / 30)
+        assert h.wait_for(lambda: h.node._slot._item is None, 5.0)  # nothing left waiting: no backlog
+        stats = h.node.session.stats
+        assert stats.dropped_frames > 0 and stats.frames < n + len(images)
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 300_000  # KiB: bounded
+        # A bag restarted: stamps jump back. The node resets instead of publishing a wrong pose.
+        time.sleep(1.0)
+        poses_before = len(h.poses)
+        h.publish_image(images[0][0], images[0][1])
+        assert h.wait_for(lambda: h.node.session.stats.time_jumps >= 1, 5.0)
+        time.sleep(0.5)
+        assert len(h.poses) == poses_before
+    finally:
+        h.close()
