@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed (pip wheels or a ROS 2 installation)")
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import PoseWithCovarianceStamped  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
@@ -194,7 +194,7 @@ def test_missing_tiles_publish_no_pose(drive_data, tmp_path):
         _stream(h, odom, images, every=10, settle=3.0)
         assert h.wait_for(lambda: h.last_diag().get("last_status") == "NO_TILES", 5.0), h.last_diag()
         assert not h.poses
-        assert h.diagnostics[-1].status[0].level == 2  # ERROR
+        assert h.diagnostics[-1].status[0].level == DiagnosticStatus.ERROR
     finally:
         h.close()
 
