@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "train": "cvfm_ros.cli.train",
     "bench": "cvfm_ros.cli.bench",
     "replay": "cvfm_ros.cli.replay",
+    "export": "cvfm_ros.cli.export",
+    "synth": "cvfm_ros.cli.synth",
 }
 
 

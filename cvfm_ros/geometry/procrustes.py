@@ -24,6 +24,21 @@ MIN_SPREAD_M2 = 1e-10
 INVALID_VARIANCE = 1e6
 
 
+def _inverse_3x3(m: torch.Tensor) -> torch.Tensor:
+    """Inverse of (..., 3, 3) matrices by cofactors: elementwise ops only, so the graph exports to
+    standard ONNX (torch.linalg.inv has no ONNX operator) and runs under TensorRT."""
+    a, b, c = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
+    d, e, f = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
+    g, h, i = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    co = torch.stack([
+        torch.stack([e * i - f * h, c * h - b * i, b * f - c * e], -1),
+        torch.stack([f * g - d * i, a * i - c * g, c * d - a * f], -1),
+        torch.stack([d * h - e * g, b * g - a * h, a * e - b * d], -1),
+    ], -2)
+    det = a * co[..., 0, 0] + b * co[..., 1, 0] + c * co[..., 2, 0]
+    return co / det[..., None, None]
+
+
 class ProcrustesResult(NamedTuple):
     """Output of `weighted_procrustes_2d` (B = batch)."""
 
@@ -95,7 +110,7 @@ def weighted_procrustes_2d(
     info = (w[..., None, None] * jac.transpose(-1, -2) @ jac).sum(-3)
     eye3 = torch.eye(3, dtype=src.dtype, device=src.device)
     info = torch.where(valid[:, None, None], info, eye3.expand_as(info))
-    cov = s2[:, None, None] * torch.linalg.inv(info + 1e-12 * eye3)
+    cov = s2[:, None, None] * _inverse_3x3(info + 1e-12 * eye3)
     cov = 0.5 * (cov + cov.transpose(-1, -2))
     invalid_cov = INVALID_VARIANCE * eye3.expand_as(cov)
     cov = torch.where(valid[:, None, None], cov, invalid_cov)

@@ -1,0 +1,53 @@
+"""`cvfm-ros synth ...`: the synthetic data engine's commands.
+
+- `synth drive`: a drive as a ROS 2 bag plus its satellite tile pyramid (cvfm_ros.data.drive).
+"""
+from __future__ import annotations
+
+import argparse
+
+# Sub-subcommand name -> function(subparsers) adding it; other modules may add entries.
+SUBCOMMANDS: dict = {}
+
+
+def _add_drive(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("drive", help="generate a drive: ROS 2 bag (camera, odometry, ground truth) + XYZ tiles")
+    p.add_argument("--out", required=True, help="output folder (must not hold a drive yet)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds (default: %(default)s)")
+    p.add_argument("--camera", default="pano", choices=["pano", "pinhole"])
+    p.add_argument("--style", default="", help="city style (default: the first seen style)")
+    p.add_argument("--world-size", type=float, default=256.0, help="world side in metres")
+    p.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    p.add_argument("--compressed", action="store_true", help="sensor_msgs/CompressedImage instead of Image")
+    p.add_argument("--datum", default="", help="'lat,lon[,alt]' of the map origin (default: Seattle)")
+    p.set_defaults(func=_run_drive)
+
+
+def _run_drive(args: argparse.Namespace) -> int:
+    from ..data.drive import DEFAULT_DATUM, DriveSpec, generate_drive
+    from ..data.synth import get_style
+
+    if args.style:
+        get_style(args.style)
+    datum = DEFAULT_DATUM
+    if args.datum:
+        parts = [float(v) for v in args.datum.split(",")]
+        if len(parts) not in (2, 3):
+            raise ValueError(f"--datum: expected 'lat,lon[,alt]', got {args.datum!r}")
+        datum = (parts[0], parts[1], parts[2] if len(parts) == 3 else 0.0)
+    spec = DriveSpec(seed=args.seed, duration_s=args.duration, camera=args.camera, style=args.style,
+                     world_size_m=args.world_size, storage=args.storage, compressed=args.compressed, datum=datum)
+    info = generate_drive(args.out, spec)
+    print(f"wrote {info.frames} frames to {info.bag} and tiles to {info.tiles} (datum {info.datum})")
+    return 0
+
+
+SUBCOMMANDS["drive"] = _add_drive
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("synth", help="synthetic data: drives (bags + tiles)")
+    sub = parser.add_subparsers(dest="synth_command", metavar="WHAT", required=True)
+    for add in SUBCOMMANDS.values():
+        add(sub)
