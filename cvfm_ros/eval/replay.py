@@ -16,6 +16,7 @@ import numpy as np
 
 from ..geometry import MountedCamera
 from ..runtime.frames import compose, relative
+from ..runtime.prior import interpolate_pose
 from ..runtime.result import LocalizationResult, Status
 from ..runtime.session import LocalizationSession
 from .ekf import PlanarEkf
@@ -55,16 +56,13 @@ class ReplayRecord:
 
 
 def _interp(stamps: list[float], poses: list[np.ndarray], t: float) -> np.ndarray | None:
+    """Pose at `t` from a time-sorted track (None more than 0.2 s outside it)."""
     if not stamps or t < stamps[0] - 0.2 or t > stamps[-1] + 0.2:
         return None
-    i = int(np.clip(np.searchsorted(stamps, t), 1, len(stamps) - 1)) if len(stamps) > 1 else 0
     if len(stamps) == 1:
         return poses[0]
-    t0, t1 = stamps[i - 1], stamps[i]
-    a = 0.0 if t1 == t0 else float(np.clip((t - t0) / (t1 - t0), -1.0, 2.0))
-    p0, p1 = poses[i - 1], poses[i]
-    dyaw = math.atan2(math.sin(p1[2] - p0[2]), math.cos(p1[2] - p0[2]))
-    return np.array([*(p0[:2] + a * (p1[:2] - p0[:2])), p0[2] + a * dyaw])
+    i = int(np.clip(np.searchsorted(stamps, t), 1, len(stamps) - 1))
+    return interpolate_pose(stamps[i - 1], poses[i - 1], stamps[i], poses[i], t)
 
 
 def run_replay(events: Iterable[Event], session: LocalizationSession, truth_track: tuple[list[float], list[np.ndarray]],
