@@ -78,7 +78,11 @@ def select_matches(prob: torch.Tensor, row_valid: torch.Tensor, k: int, require_
         best_n = prob.argmax(1)  # (B, M)
         mutual = torch.gather(best_n, 1, best_m) == torch.arange(n, device=prob.device).unsqueeze(0)
         score = score * mutual.to(prob.dtype)
-    weights, bev_index = torch.topk(score, k, dim=1)
+    # Rows with score 0 (padding) tie; top-k implementations order ties differently (torch vs
+    # ONNX Runtime), so a negligible index-dependent offset makes the order the lower index first.
+    tie_break = torch.arange(n, device=prob.device, dtype=prob.dtype).unsqueeze(0) * 1e-20
+    _, bev_index = torch.topk(score - tie_break, k, dim=1)
+    weights = torch.gather(score, 1, bev_index)
     return {"bev_index": bev_index, "aerial_index": torch.gather(best_m, 1, bev_index), "weights": weights}
 
 
