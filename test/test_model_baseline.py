@@ -8,6 +8,17 @@ from cvfm_ros.geometry import MountedCamera, PinholeCamera, sample_image, wrap_a
 from cvfm_ros.model import BaselineConfig, ClassicalBaseline
 from cvfm_ros.model.toy import random_texture, render_flat_world
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The machine's 2 cores are shared: with one thread, small ops do not stall on busy spinning
+    # worker threads when other processes load the CPU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 PANO = MountedCamera.panorama(256, 128, 1.6)
 PINHOLE = MountedCamera.forward_pinhole(PinholeCamera(120.0, 120.0, 127.5, 63.5, 256, 128), 1.6, math.radians(20))
 POSES = torch.tensor([[3.1, -2.3, 0.6], [-1.7, 2.9, -2.5]])

@@ -13,6 +13,7 @@ import sys
 # Subcommand name -> module implementing it (the module's `register` adds the parser).
 COMMANDS: dict[str, str] = {
     "demo": "cvfm_ros.cli.demo",
+    "matcher-info": "cvfm_ros.cli.matcher_info",
 }
 
 

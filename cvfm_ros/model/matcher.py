@@ -219,7 +219,8 @@ class ViewBridgeMatcher(nn.Module):
         assign = self.assigner.assign(refined, bev_valid)
 
         # Correspondences and pose.
-        sel = select_matches(assign["match_prob"], bev_valid, cfg.pose.num_matches, cfg.pose.require_mutual)
+        mutual = cfg.pose.train_require_mutual if self.training else cfg.pose.require_mutual
+        sel = select_matches(assign["match_prob"], bev_valid, cfg.pose.num_matches, mutual)
         m = similarity.shape[2]
         row_prob = assign["log_assign_row"][:, :, :m].exp()
         aerial_uv = refine_subcell(row_prob, sel["bev_index"], sel["aerial_index"], self.aerial_cell_uv.to(row_prob),
