@@ -32,7 +32,7 @@ from .pose import aerial_metric_to_pixels, aerial_pixels_to_metric
 @dataclass(frozen=True)
 class LossConfig:
     matching_weight: float = 1.0
-    pose_weight: float = 1.0
+    pose_weight: float = 0.1  # VCE is in metres (~10 early on); keep the matching term in charge
     surface_weight: float = 0.1
     dustbin_weight: float = 0.2  # weight of rows/columns whose positive is the dustbin
     virtual_points: int = 5  # virtual points per side of the square grid

@@ -13,7 +13,8 @@ north-up; `aerial_mpp` float or (B,) metres per aerial pixel; `prior_yaw` (B,) r
 Output (dict of tensors): `pose` (B, 3) (x, y, yaw) of `base_link` in the aerial patch frame
 (origin at the patch centre, x east, y north, yaw CCW from east); `covariance` (B, 3, 3);
 `valid` (B,) bool; `matches_bev_xy` (B, K, 2) metres in `base_link`'s planar frame;
-`matches_aerial_uv` (B, K, 2) aerial pixels (OpenCV); `matches_ground_uv` (B, K, 2) ground pixels;
+`matches_aerial_uv` (B, K, 2) aerial pixels (OpenCV); `matches_ground_uv` (B, K, 2) ground pixels
+of the match's BEV point at its surface height ((-1, -1) where the camera does not see it);
 `match_weights` (B, K) (0 = padding); `surface_height` (B, Hb, Wb) metres above ground (the
 expected height under the height softmax when the Surface Model is off); and for the losses:
 `similarity`, `similarity_refined` (B, N, M), `log_assign_row` (B, N, M+1), `log_assign_col`
@@ -218,7 +219,8 @@ class ViewBridgeMatcher(nn.Module):
         assign = self.assigner.assign(refined, bev_valid)
 
         # Correspondences and pose.
-        sel = select_matches(assign["match_prob"], bev_valid, cfg.pose.num_matches, cfg.pose.require_mutual)
+        mutual = cfg.pose.train_require_mutual if self.training else cfg.pose.require_mutual
+        sel = select_matches(assign["match_prob"], bev_valid, cfg.pose.num_matches, mutual)
         m = similarity.shape[2]
         row_prob = assign["log_assign_row"][:, :, :m].exp()
         aerial_uv = refine_subcell(row_prob, sel["bev_index"], sel["aerial_index"], self.aerial_cell_uv.to(row_prob),
@@ -230,6 +232,8 @@ class ViewBridgeMatcher(nn.Module):
         match_h = torch.gather(surface_height, 1, sel["bev_index"])
         ground_uv, ground_ok = self.camera.project_base_points(torch.cat([bev_xy, match_h.unsqueeze(-1)], -1))
         match_weights = sel["weights"] * ground_ok.to(sel["weights"].dtype)
+        # Unseen points project to meaningless (possibly huge) pixels: mark them (-1, -1) instead.
+        ground_uv = torch.where(ground_ok.unsqueeze(-1), ground_uv, torch.full_like(ground_uv, -1.0))
         cell_m = mpp * self.aerial_extractor.stride
         solved = solve_pose(bev_xy, aerial_xy, match_weights, cfg.pose, cell_m.square() / 12.0)
 

@@ -2,7 +2,8 @@
 
 Deterministic at inference and at fixed shapes (ONNX-exportable): every BEV cell proposes its best
 aerial cell; a proposal counts only if it is mutual (the aerial cell's best BEV cell is the same)
-unless `require_mutual` is off; the `num_matches` best proposals by assignment probability are kept
+unless `require_mutual` is off (in training mode `train_require_mutual` applies instead, off by
+default so that the pose loss has matches from the first step); the `num_matches` best proposals by assignment probability are kept
 with that probability as their weight (zero-weight entries pad the fixed K). The aerial location of
 each match is refined below the cell by a soft-argmax of the BEV cell's row distribution over a
 window around the chosen cell. `cvfm_ros.geometry.weighted_procrustes_2d` then gives the pose of
@@ -23,7 +24,9 @@ from cvfm_ros.geometry import MetricGrid, check_tensor, weighted_procrustes_2d, 
 @dataclass(frozen=True)
 class PoseSolverConfig:
     num_matches: int = 256  # K, fixed so that the output shapes are static
-    require_mutual: bool = True
+    require_mutual: bool = True  # at inference (eval mode)
+    # In training mode: early on few matches are mutual, which would starve the pose loss.
+    train_require_mutual: bool = False
     subcell_window: int = 3  # odd window (aerial cells) of the soft-argmax; 1 disables it
     min_effective_matches: float = 6.0  # below this effective count (sum w)^2 / sum w^2 -> invalid
     covariance_scale: float = 1.0  # multiplies the Procrustes covariance (calibration knob)
@@ -78,7 +81,11 @@ def select_matches(prob: torch.Tensor, row_valid: torch.Tensor, k: int, require_
         best_n = prob.argmax(1)  # (B, M)
         mutual = torch.gather(best_n, 1, best_m) == torch.arange(n, device=prob.device).unsqueeze(0)
         score = score * mutual.to(prob.dtype)
-    weights, bev_index = torch.topk(score, k, dim=1)
+    # Rows with score 0 (padding) tie; top-k implementations order ties differently (torch vs
+    # ONNX Runtime), so a negligible index-dependent offset makes the order the lower index first.
+    tie_break = torch.arange(n, device=prob.device, dtype=prob.dtype).unsqueeze(0) * 1e-20
+    _, bev_index = torch.topk(score - tie_break, k, dim=1)
+    weights = torch.gather(score, 1, bev_index)
     return {"bev_index": bev_index, "aerial_index": torch.gather(best_m, 1, bev_index), "weights": weights}
 
 
