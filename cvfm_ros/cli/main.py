@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "replay": "cvfm_ros.cli.replay",
     "export": "cvfm_ros.cli.export",
     "synth": "cvfm_ros.cli.synth",
+    "eval": "cvfm_ros.cli.eval",
     "matcher-info": "cvfm_ros.cli.matcher_info",
 }
 
