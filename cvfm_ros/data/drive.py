@@ -28,6 +28,43 @@ DEFAULT_DATUM = (47.6062, -122.3321, 0.0)  # Seattle, where VIGOR's Seattle spli
 START_STAMP_NS = 1_760_000_000 * 10**9  # drives start at a fixed epoch stamp (deterministic bags)
 
 
+_RENDER_JOB: tuple | None = None  # (world, mounted, seed) of this render worker
+
+
+def _init_render_worker(world, mounted, seed: int) -> None:
+    global _RENDER_JOB
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    _RENDER_JOB = (world, mounted, seed)
+
+
+def _render_one(args: tuple[int, np.ndarray]) -> np.ndarray:
+    from .synth import render_ground
+
+    index, pose = args
+    world, mounted, seed = _RENDER_JOB
+    return render_ground(world, pose, mounted, rng=np.random.default_rng([seed, index])).image
+
+
+def _render_views(world, mounted, poses: list[np.ndarray], seed: int):
+    """Ground images along the drive, in order, rendered on all cores. Workers are spawned (fork
+    after torch and OpenCV started their thread pools can deadlock) and receive the world once.
+    Each frame has its own seeded RNG, so the images do not depend on the number of workers."""
+    import multiprocessing as mp
+
+    jobs = list(enumerate(poses))
+    workers = min(os.cpu_count() or 1, 8, max(1, len(jobs) // 20))
+    if workers <= 1:
+        _init_render_worker(world, mounted, seed)
+        yield from map(_render_one, jobs)
+        return
+    with mp.get_context("spawn").Pool(workers, initializer=_init_render_worker, initargs=(world, mounted, seed)) as pool:
+        yield from pool.imap(_render_one, jobs, chunksize=4)
+
+
 def _roads_inside(world, margin_m: float) -> list[np.ndarray]:
     """Road centre lines cut to the part of the world whose imagery exists (minus a margin)."""
     half = world.size_m / 2 - margin_m
@@ -148,16 +185,18 @@ def generate_drive(out_dir: str | Path, spec: DriveSpec, progress: bool = True) 
 
     camera_every = max(1, round(spec.odom_rate_hz / spec.rate_hz))
     start_ns = START_STAMP_NS
+    steps = list(range(0, len(traj.t), camera_every))
+    poses = [np.array([traj.x[k], traj.y[k], traj.yaw[k]]) for k in steps]
     frames = 0
     with DriveBagWriter(out / "bag", storage=spec.storage, compressed_images=spec.compressed) as bag:
         bag.write_tf_static(start_ns, [("base_link", camera_frame, mounted.base_from_camera)])
         bag.write_odometry_track(odom, start_ns)
         bag.write_ground_truth_track(traj, start_ns)
-        for k in tqdm(range(0, len(traj.t), camera_every), desc="rendering drive", disable=not progress, unit="frame"):
+        for k, image in tqdm(zip(steps, _render_views(world, mounted, poses, spec.seed)), total=len(steps),
+                             desc="rendering drive", disable=not progress, unit="frame"):
             stamp_ns = start_ns + int(round(traj.t[k] * 1e9))
-            view = render_ground(world, np.array([traj.x[k], traj.y[k], traj.yaw[k]]), mounted, rng=rng)
             bag.write_camera_info(stamp_ns, mounted.camera, frame_id=camera_frame)
-            bag.write_image(stamp_ns, view.image, frame_id=camera_frame)
+            bag.write_image(stamp_ns, image, frame_id=camera_frame)
             frames += 1
     topics = {"image": bag.image_topic, "camera_info": bag.topics.camera_info, "odom": bag.topics.odom,
               "ground_truth": bag.topics.ground_truth}
