@@ -46,8 +46,14 @@ class ExtractorConfig:
             raise ValueError(f"ExtractorConfig.weights: expected a local file path, got URL {self.weights!r}")
 
 
+# Replicate padding: with zero padding the border and corner cells get distinctive features that
+# the ground-aerial matcher latches onto (a BEV corner "matches" an aerial corner), a shortcut
+# seen in training on flat worlds.
+PADDING = "replicate"
+
+
 def _conv_norm_act(cin: int, cout: int, stride: int, groups: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(groups, cout), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False, padding_mode=PADDING), nn.GroupNorm(groups, cout), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
@@ -55,9 +61,9 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, groups: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False, padding_mode=PADDING)
         self.norm1 = nn.GroupNorm(groups, channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False, padding_mode=PADDING)
         self.norm2 = nn.GroupNorm(groups, channels)
         # Zero-init of the last norm makes every block start as the identity (stable from scratch).
         nn.init.zeros_(self.norm2.weight)
@@ -91,7 +97,7 @@ class CompactCNN(nn.Module):
         self.stage8 = nn.Sequential(*[ResidualBlock(c8, g) for _ in range(config.blocks[2])])
         self.fuse = nn.Sequential(
             nn.Conv2d(c4 + c8, config.out_channels, 1, bias=False), nn.GroupNorm(g, config.out_channels),
-            nn.ReLU(inplace=True), nn.Conv2d(config.out_channels, config.out_channels, 3, 1, 1),
+            nn.ReLU(inplace=True), nn.Conv2d(config.out_channels, config.out_channels, 3, 1, 1, padding_mode=PADDING),
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

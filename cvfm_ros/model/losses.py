@@ -157,7 +157,8 @@ class ViewBridgeLoss(torch.nn.Module):
         assignment = ground_truth_assignment(matcher, outputs, targets)
         terms = {
             "matching": matching_loss(outputs, assignment, cfg.dustbin_weight),
-            "pose": virtual_correspondence_loss(outputs["pose"], targets["pose"], outputs["valid"],
+            # Every well-posed solve is trained, also those the confidence gate would call invalid.
+            "pose": virtual_correspondence_loss(outputs["pose"], targets["pose"], outputs["pose_solvable"],
                                                 cfg.virtual_points, cfg.virtual_extent_m),
         }
         total = cfg.matching_weight * terms["matching"] + cfg.pose_weight * terms["pose"]

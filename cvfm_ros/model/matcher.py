@@ -19,7 +19,8 @@ of the match's BEV point at its surface height ((-1, -1) where the camera does n
 expected height under the height softmax when the Surface Model is off); and for the losses:
 `similarity`, `similarity_refined` (B, N, M), `log_assign_row` (B, N, M+1), `log_assign_col`
 (B, N+1, M), `match_prob` (B, N, M), `bev_valid` (B, Hb, Wb), `height_weights` (B, K_h, Hb, Wb),
-`bev_yaw` (B,), `aerial_mpp` (B,), `residual_rms` (B,), `effective_matches` (B,).
+`bev_yaw` (B,), `aerial_mpp` (B,), `pose_solvable` (B,) (the Procrustes is well-posed, whatever
+the confidence), `residual_rms` (B,), `effective_matches` (B,).
 N = Hb*Wb BEV cells, M = aerial feature cells, both row-major.
 
 Convention: CONVENTIONS.md (ENU, yaw CCW from east, OpenCV pixel centres, panorama layout).
@@ -257,6 +258,7 @@ class ViewBridgeMatcher(nn.Module):
             "match_prob": assign["match_prob"],
             "bev_yaw": bev_yaw,
             "aerial_mpp": mpp,
+            "pose_solvable": solved["solvable"],
             "residual_rms": solved["residual_rms"],
             "effective_matches": solved["effective_matches"],
         })

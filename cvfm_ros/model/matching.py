@@ -35,12 +35,13 @@ class MatchingConfig:
 
 
 class DescriptorHead(nn.Module):
-    """(B, C_in, H, W) -> (B, D, H, W) L2-normalised descriptors."""
+    """(B, C_in, H, W) -> (B, D, H, W) L2-normalised descriptors (replicate padding: no border
+    signature, see extractor.PADDING)."""
 
     def __init__(self, in_channels: int, hidden: int, dim: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim, 1),
+            nn.Conv2d(in_channels, hidden, 3, 1, 1, padding_mode="replicate"), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

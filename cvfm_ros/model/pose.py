@@ -109,8 +109,9 @@ def refine_subcell(row_prob: torch.Tensor, bev_index: torch.Tensor, aerial_index
 def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Tensor, config: PoseSolverConfig,
                floor_variance: torch.Tensor) -> dict[str, torch.Tensor]:
     """Weighted Procrustes of `bev_xy` (B, K, 2) in `base_link` onto `aerial_xy` (B, K, 2) in the
-    patch frame -> `pose` (B, 3) (x, y, yaw of base_link), `covariance` (B, 3, 3), `valid` (B,),
-    `residual_rms` (B,), `effective_matches` (B,).
+    patch frame -> `pose` (B, 3) (x, y, yaw of base_link), `covariance` (B, 3, 3), `valid` (B,)
+    (well-posed and enough effective matches), `solvable` (B,) (well-posed: some weight and
+    spread), `residual_rms` (B,), `effective_matches` (B,).
 
     `floor_variance` (B,) (m^2) is the per-axis variance floor given to every match (grid
     quantisation), so that a perfect fit does not claim zero uncertainty.
@@ -135,5 +136,5 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     invalid_cov = torch.full_like(floor_diag, 1e6).unsqueeze(-1) * eye
     cov = torch.where(valid[:, None, None], cov, invalid_cov)
     pose = torch.cat([res.translation, wrap_angle(res.yaw).unsqueeze(-1)], -1)
-    return {"pose": pose, "covariance": cov, "valid": valid, "residual_rms": res.residual_rms,
+    return {"pose": pose, "covariance": cov, "valid": valid, "solvable": res.valid, "residual_rms": res.residual_rms,
             "effective_matches": n_eff}
