@@ -166,3 +166,19 @@ def test_extractor_registry_and_local_weights(tmp_path):
         ExtractorConfig(weights="https://example.com/w.pt")
     with pytest.raises(ValueError, match="not found"):
         build_extractor(ExtractorConfig(weights=str(tmp_path / "nope.pt")))
+
+
+def test_matcher_info_command(tmp_path, capsys):
+    import json
+
+    from cvfm_ros.cli.main import main
+
+    out = tmp_path / "info.json"
+    assert main(["matcher-info", "--tiny", "--threads", "1", "--repeat", "1", "--flat-world-steps", "2",
+                 "--eval-pairs", "2", "--mpp", "0.5", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["parameters"]["total"] == sum(v for k, v in data["parameters"].items() if k != "total")
+    assert data["torch_forward_ms"] > 0 and set(data["matcher"]) >= {"median_m", "valid", "cell_top1"}
+    assert "baseline" in data
+    assert "parameters:" in capsys.readouterr().out
+    assert main(["matcher-info", "--tiny", "--mpp", "-1"]) == 2
