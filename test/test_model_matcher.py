@@ -253,7 +253,9 @@ def test_ablation_switches_change_the_module_graph():
     assert any(k.startswith("simrefiner.") for k in keys)
     assert not any(k.startswith("simrefiner.") for k in no_refiner.state_dict())
     # The surface height is fed back into the BEV descriptor: one more input channel.
-    assert full.bev_head.net[0].in_channels == no_surface.bev_head.net[0].in_channels + 1
+    assert full.bev_context.inp[0].in_channels == no_surface.bev_context.inp[0].in_channels + 1
+    flat = _tiny(matching=replace(tiny_matcher_config().matching, bev_context_channels=0))
+    assert flat.bev_context is None and not any(k.startswith("bev_context.") for k in flat.state_dict())
     batch, targets = _batch(b=1)
     with torch.no_grad():
         out_ns, out_nr = no_surface(batch), no_refiner(batch)

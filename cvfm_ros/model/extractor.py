@@ -52,7 +52,7 @@ class ExtractorConfig:
 PADDING = "replicate"
 
 
-def _conv_norm_act(cin: int, cout: int, stride: int, groups: int) -> nn.Sequential:
+def conv_norm_act(cin: int, cout: int, stride: int, groups: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False, padding_mode=PADDING), nn.GroupNorm(groups, cout), nn.ReLU(inplace=True))
 
 
@@ -89,11 +89,11 @@ class CompactCNN(nn.Module):
         self.out_channels = config.out_channels
         # Fixed input normalisation (mean 0.5, std 0.25) so that raw [0, 1] images can be fed.
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
-        self.stem = _conv_norm_act(3, c2, 2, g)
+        self.stem = conv_norm_act(3, c2, 2, g)
         self.stage2 = nn.Sequential(*[ResidualBlock(c2, g) for _ in range(config.blocks[0])])
-        self.down4 = _conv_norm_act(c2, c4, 2, g)
+        self.down4 = conv_norm_act(c2, c4, 2, g)
         self.stage4 = nn.Sequential(*[ResidualBlock(c4, g) for _ in range(config.blocks[1])])
-        self.down8 = _conv_norm_act(c4, c8, 2, g)
+        self.down8 = conv_norm_act(c4, c8, 2, g)
         self.stage8 = nn.Sequential(*[ResidualBlock(c8, g) for _ in range(config.blocks[2])])
         self.fuse = nn.Sequential(
             nn.Conv2d(c4 + c8, config.out_channels, 1, bias=False), nn.GroupNorm(g, config.out_channels),

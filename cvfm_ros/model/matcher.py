@@ -36,7 +36,7 @@ from torch import nn
 from cvfm_ros.geometry import MetricGrid, MountedCamera, check_tensor
 from .extractor import ExtractorConfig, build_extractor
 from .lifting import BEVLifter, LiftingConfig, bev_points_in_base
-from .matching import DescriptorHead, MatchingConfig, SimilarityMatcher
+from .matching import BEVContext, DescriptorHead, MatchingConfig, SimilarityMatcher
 from .pose import (PoseSolverConfig, aerial_pixels_to_metric, refine_subcell, select_matches, solve_pose,
                    window_table)
 from .simrefiner import SimRefiner, SimRefinerConfig
@@ -105,7 +105,9 @@ class ViewBridgeMatcher(nn.Module):
         # BEV descriptor input: pooled features + visibility (+ surface height fed back).
         bev_in = self.ground_extractor.out_channels + 1 + (1 if config.use_surface_model else 0)
         mc = config.matching
-        self.bev_head = DescriptorHead(bev_in, mc.head_hidden, mc.descriptor_dim)
+        self.bev_context = BEVContext(bev_in, mc.bev_context_channels, mc.groups) if mc.bev_context_channels else None
+        head_in = mc.bev_context_channels if self.bev_context is not None else bev_in
+        self.bev_head = DescriptorHead(head_in, mc.head_hidden, mc.descriptor_dim)
         self.aerial_head = DescriptorHead(self.aerial_extractor.out_channels, mc.head_hidden, mc.descriptor_dim)
         self.assigner = SimilarityMatcher(mc)
         bev_hw = (config.lifting.bev_cells, config.lifting.bev_cells)
@@ -212,7 +214,10 @@ class ViewBridgeMatcher(nn.Module):
             pooled = height_pool(lifted["volume"], weights)
             surface_height = (weights * self.heights.to(weights).view(1, -1, 1)).sum(1)
             bev_in = torch.cat([pooled, visible], 1)
-        bev_desc = self.bev_head(bev_in.reshape(b, -1, hb, wb))
+        bev_in = bev_in.reshape(b, -1, hb, wb)
+        if self.bev_context is not None:
+            bev_in = self.bev_context(bev_in)
+        bev_desc = self.bev_head(bev_in)
         aerial_desc = self.aerial_head(aerial_feat)
 
         similarity = self.assigner.similarity(bev_desc, aerial_desc)
