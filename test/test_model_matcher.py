@@ -10,7 +10,7 @@ from cvfm_ros.geometry import MountedCamera, PinholeCamera, sample_image
 from cvfm_ros.model import (LossConfig, ViewBridgeLoss, ViewBridgeMatcher, ground_truth_assignment)
 from cvfm_ros.model.lifting import BEVLifter, LiftingConfig
 from cvfm_ros.model.losses import matching_loss, surface_loss, virtual_correspondence_loss
-from cvfm_ros.model.pose import aerial_metric_to_pixels, select_matches
+from cvfm_ros.model.pose import PoseSolverConfig, aerial_metric_to_pixels, select_matches, solve_pose
 from cvfm_ros.model.simrefiner import SimRefiner, SimRefinerConfig
 from cvfm_ros.model.surface import SurfaceModel, SurfaceModelConfig, surface_mask
 from cvfm_ros.model.toy import flat_world_batch, random_texture, render_flat_world, tiny_matcher_config
@@ -152,6 +152,29 @@ def test_select_matches_mutual_and_topk():
     assert loose["weights"][0].tolist() == pytest.approx([0.9, 0.5, 0.0])
 
 
+def test_solve_pose_recovers_exact_matches_and_gates_bad_ones():
+    gen = torch.Generator().manual_seed(0)
+    truth = torch.tensor([[4.0, -3.0, 0.8]])
+    src = (torch.rand(1, 50, 2, generator=gen) - 0.5) * 30
+    rot = torch.tensor([[math.cos(0.8), -math.sin(0.8)], [math.sin(0.8), math.cos(0.8)]])
+    dst = src @ rot.T + truth[:, :2]
+    cfg = PoseSolverConfig()
+    cell = torch.tensor([2.0])
+    good = solve_pose(src, dst, torch.ones(1, 50), cfg, cell)
+    assert good["valid"].all() and torch.allclose(good["pose"], truth, atol=1e-4)
+    # A perfect fit still has the quantisation floor: cell^2 / 12 / n per axis.
+    assert good["covariance"][0, 0, 0] == pytest.approx(4.0 / 12 / 50, rel=1e-3)
+    noisy = solve_pose(src, dst + 0.3 * torch.randn(1, 50, 2, generator=gen), torch.ones(1, 50), cfg, cell)
+    assert noisy["valid"].all() and noisy["covariance"][0, 0, 0] > good["covariance"][0, 0, 0]
+    garbage = solve_pose(src, (torch.rand(1, 50, 2, generator=gen) - 0.5) * 30, torch.ones(1, 50), cfg, cell)
+    assert not garbage["valid"].any() and garbage["solvable"].all()  # residual gate
+    assert garbage["covariance"][0, 0, 0] >= 1e6
+    peaked = torch.full((1, 50), 1e-4)
+    peaked[0, :2] = 1.0
+    few = solve_pose(src, dst, peaked, cfg, cell)
+    assert not few["valid"].any() and few["effective_matches"][0] < 3  # effective-count gate
+
+
 def test_ground_truth_assignment_with_a_perfect_prior():
     model = _tiny()
     batch, targets = _batch(b=2)
@@ -190,8 +213,8 @@ def test_gradients_reach_both_extractors_through_every_loss():
         if name == "matching":
             loss = matching_loss(out, ground_truth_assignment(model, out, targets), cfg.dustbin_weight)
         elif name == "pose":
-            assert out["valid"].all()
-            loss = virtual_correspondence_loss(out["pose"], targets["pose"], out["valid"], 5, 10.0)
+            assert out["pose_solvable"].all()
+            loss = virtual_correspondence_loss(out["pose"], targets["pose"], out["pose_solvable"], 5, 10.0)
         else:
             loss = surface_loss(out, targets, out["bev_valid"], 1.0)
         loss.backward()
@@ -230,7 +253,9 @@ def test_ablation_switches_change_the_module_graph():
     assert any(k.startswith("simrefiner.") for k in keys)
     assert not any(k.startswith("simrefiner.") for k in no_refiner.state_dict())
     # The surface height is fed back into the BEV descriptor: one more input channel.
-    assert full.bev_head.net[0].in_channels == no_surface.bev_head.net[0].in_channels + 1
+    assert full.bev_context.inp[0].in_channels == no_surface.bev_context.inp[0].in_channels + 1
+    flat = _tiny(matching=replace(tiny_matcher_config().matching, bev_context_channels=0))
+    assert flat.bev_context is None and not any(k.startswith("bev_context.") for k in flat.state_dict())
     batch, targets = _batch(b=1)
     with torch.no_grad():
         out_ns, out_nr = no_surface(batch), no_refiner(batch)

@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--orientation", choices=("known", "unknown"), default="known",
                         help="known: prior yaw within +-10 deg; unknown: BEV at yaw 0, any yaw")
+    parser.add_argument("--pose-warmup", type=int, default=0, help="steps over which the pose loss ramps up")
     parser.add_argument("--eval-pairs", type=int, default=32)
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.set_defaults(func=run)
@@ -68,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from cvfm_ros.config import atomic_write_text, load_config
-    from cvfm_ros.model import (BaselineConfig, ClassicalBaseline, MatcherConfig, OnnxMatcher, ViewBridgeLoss,
-                                ViewBridgeMatcher, count_parameters, export_onnx)
+    from cvfm_ros.model import (BaselineConfig, ClassicalBaseline, LossConfig, MatcherConfig, OnnxMatcher,
+                                ViewBridgeLoss, ViewBridgeMatcher, count_parameters, export_onnx,
+                                ground_truth_assignment)
     from cvfm_ros.model.toy import flat_world_batch, tiny_matcher_config
 
     if args.threads < 1 or args.repeat < 1 or args.batch < 1 or args.mpp <= 0:
@@ -124,13 +126,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.flat_world_steps > 0:
         model.train()
-        loss_fn = ViewBridgeLoss()
+        loss_fn = ViewBridgeLoss(LossConfig(pose_warmup_steps=args.pose_warmup))
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.flat_world_steps, pct_start=0.1)
         start = time.perf_counter()
         for step in range(args.flat_world_steps):
             batch, targets = sample(args.batch, 1000 + step)
-            terms = loss_fn(model, model(batch), targets)
+            terms = loss_fn(model, model(batch), targets, step=step)
             opt.zero_grad()
             terms["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -143,8 +145,16 @@ def run(args: argparse.Namespace) -> int:
         batch, targets = sample(args.eval_pairs, 7)
         with torch.no_grad():
             out = model(batch)
-        results["matcher"] = dict(_errors(out["pose"], targets["pose"]), valid=float(out["valid"].float().mean()))
+        gt = ground_truth_assignment(model, out, targets)
+        positive = gt["row_target"] < out["match_prob"].shape[2]
+        top1 = (out["match_prob"].argmax(-1) == gt["row_target"])[positive].float().mean()
+        results["matcher"] = dict(_errors(out["pose"], targets["pose"]), valid=float(out["valid"].float().mean()),
+                                  cell_top1=float(top1))
+        if out["valid"].any():
+            results["matcher_valid_only"] = _errors(out["pose"][out["valid"]], targets["pose"][out["valid"]])
         print("matcher on held-out flat worlds:", json.dumps(results["matcher"]))
+        if "matcher_valid_only" in results:
+            print("  on the pairs it calls valid:", json.dumps(results["matcher_valid_only"]))
         if args.orientation == "known":
             template = int(min(config.aerial_hw) * 0.75)
             baseline = ClassicalBaseline(BaselineConfig(ground_hw=config.ground_hw, aerial_hw=config.aerial_hw,

@@ -46,8 +46,14 @@ class ExtractorConfig:
             raise ValueError(f"ExtractorConfig.weights: expected a local file path, got URL {self.weights!r}")
 
 
-def _conv_norm_act(cin: int, cout: int, stride: int, groups: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(groups, cout), nn.ReLU(inplace=True))
+# Replicate padding: with zero padding the border and corner cells get distinctive features that
+# the ground-aerial matcher latches onto (a BEV corner "matches" an aerial corner), a shortcut
+# seen in training on flat worlds.
+PADDING = "replicate"
+
+
+def conv_norm_act(cin: int, cout: int, stride: int, groups: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False, padding_mode=PADDING), nn.GroupNorm(groups, cout), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
@@ -55,9 +61,9 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, groups: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False, padding_mode=PADDING)
         self.norm1 = nn.GroupNorm(groups, channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False, padding_mode=PADDING)
         self.norm2 = nn.GroupNorm(groups, channels)
         # Zero-init of the last norm makes every block start as the identity (stable from scratch).
         nn.init.zeros_(self.norm2.weight)
@@ -83,15 +89,15 @@ class CompactCNN(nn.Module):
         self.out_channels = config.out_channels
         # Fixed input normalisation (mean 0.5, std 0.25) so that raw [0, 1] images can be fed.
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
-        self.stem = _conv_norm_act(3, c2, 2, g)
+        self.stem = conv_norm_act(3, c2, 2, g)
         self.stage2 = nn.Sequential(*[ResidualBlock(c2, g) for _ in range(config.blocks[0])])
-        self.down4 = _conv_norm_act(c2, c4, 2, g)
+        self.down4 = conv_norm_act(c2, c4, 2, g)
         self.stage4 = nn.Sequential(*[ResidualBlock(c4, g) for _ in range(config.blocks[1])])
-        self.down8 = _conv_norm_act(c4, c8, 2, g)
+        self.down8 = conv_norm_act(c4, c8, 2, g)
         self.stage8 = nn.Sequential(*[ResidualBlock(c8, g) for _ in range(config.blocks[2])])
         self.fuse = nn.Sequential(
             nn.Conv2d(c4 + c8, config.out_channels, 1, bias=False), nn.GroupNorm(g, config.out_channels),
-            nn.ReLU(inplace=True), nn.Conv2d(config.out_channels, config.out_channels, 3, 1, 1),
+            nn.ReLU(inplace=True), nn.Conv2d(config.out_channels, config.out_channels, 3, 1, 1, padding_mode=PADDING),
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

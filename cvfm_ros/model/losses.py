@@ -38,6 +38,9 @@ class LossConfig:
     virtual_points: int = 5  # virtual points per side of the square grid
     virtual_extent_m: float = 10.0  # half side of the virtual point grid around base_link
     surface_huber_m: float = 1.0
+    # The pose weight ramps up linearly over this many steps (0 = none): early matches are noise
+    # and the Procrustes gradient through them slows down descriptor learning.
+    pose_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         for name in ("matching_weight", "pose_weight", "surface_weight", "dustbin_weight"):
@@ -45,6 +48,8 @@ class LossConfig:
                 raise ValueError(f"LossConfig.{name}: expected >= 0, got {getattr(self, name)}")
         if self.virtual_points < 2 or not self.virtual_extent_m > 0:
             raise ValueError("LossConfig: need virtual_points >= 2 and virtual_extent_m > 0")
+        if self.pose_warmup_steps < 0:
+            raise ValueError(f"LossConfig.pose_warmup_steps: expected >= 0, got {self.pose_warmup_steps}")
 
 
 def _patch_from_base(points: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
@@ -152,15 +157,19 @@ class ViewBridgeLoss(torch.nn.Module):
         self.config = config or LossConfig()
 
     def forward(self, matcher: ViewBridgeMatcher, outputs: dict[str, torch.Tensor],
-                targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+                targets: dict[str, torch.Tensor], step: int | None = None) -> dict[str, torch.Tensor]:
+        """Losses of `outputs` (the matcher's forward) against `targets`; `step` (training step)
+        drives the pose-weight warm-up (None = full weight)."""
         cfg = self.config
         assignment = ground_truth_assignment(matcher, outputs, targets)
         terms = {
             "matching": matching_loss(outputs, assignment, cfg.dustbin_weight),
-            "pose": virtual_correspondence_loss(outputs["pose"], targets["pose"], outputs["valid"],
+            # Every well-posed solve is trained, also those the confidence gate would call invalid.
+            "pose": virtual_correspondence_loss(outputs["pose"], targets["pose"], outputs["pose_solvable"],
                                                 cfg.virtual_points, cfg.virtual_extent_m),
         }
-        total = cfg.matching_weight * terms["matching"] + cfg.pose_weight * terms["pose"]
+        ramp = 1.0 if step is None or cfg.pose_warmup_steps == 0 else min(1.0, step / cfg.pose_warmup_steps)
+        total = cfg.matching_weight * terms["matching"] + cfg.pose_weight * ramp * terms["pose"]
         # The surface term supervises the Surface Model; in the FG2 ablation there is none to train.
         if matcher.surface_model is not None and "surface_height" in targets:
             # Every column the camera sees has a surface (a facade's column has the roof's height).

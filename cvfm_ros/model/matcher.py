@@ -19,7 +19,8 @@ of the match's BEV point at its surface height ((-1, -1) where the camera does n
 expected height under the height softmax when the Surface Model is off); and for the losses:
 `similarity`, `similarity_refined` (B, N, M), `log_assign_row` (B, N, M+1), `log_assign_col`
 (B, N+1, M), `match_prob` (B, N, M), `bev_valid` (B, Hb, Wb), `height_weights` (B, K_h, Hb, Wb),
-`bev_yaw` (B,), `aerial_mpp` (B,), `residual_rms` (B,), `effective_matches` (B,).
+`bev_yaw` (B,), `aerial_mpp` (B,), `pose_solvable` (B,) (the Procrustes is well-posed, whatever
+the confidence), `residual_rms` (B,), `effective_matches` (B,).
 N = Hb*Wb BEV cells, M = aerial feature cells, both row-major.
 
 Convention: CONVENTIONS.md (ENU, yaw CCW from east, OpenCV pixel centres, panorama layout).
@@ -35,7 +36,7 @@ from torch import nn
 from cvfm_ros.geometry import MetricGrid, MountedCamera, check_tensor
 from .extractor import ExtractorConfig, build_extractor
 from .lifting import BEVLifter, LiftingConfig, bev_points_in_base
-from .matching import DescriptorHead, MatchingConfig, SimilarityMatcher
+from .matching import BEVContext, DescriptorHead, MatchingConfig, SimilarityMatcher
 from .pose import (PoseSolverConfig, aerial_pixels_to_metric, refine_subcell, select_matches, solve_pose,
                    window_table)
 from .simrefiner import SimRefiner, SimRefinerConfig
@@ -104,7 +105,9 @@ class ViewBridgeMatcher(nn.Module):
         # BEV descriptor input: pooled features + visibility (+ surface height fed back).
         bev_in = self.ground_extractor.out_channels + 1 + (1 if config.use_surface_model else 0)
         mc = config.matching
-        self.bev_head = DescriptorHead(bev_in, mc.head_hidden, mc.descriptor_dim)
+        self.bev_context = BEVContext(bev_in, mc.bev_context_channels, mc.groups) if mc.bev_context_channels else None
+        head_in = mc.bev_context_channels if self.bev_context is not None else bev_in
+        self.bev_head = DescriptorHead(head_in, mc.head_hidden, mc.descriptor_dim)
         self.aerial_head = DescriptorHead(self.aerial_extractor.out_channels, mc.head_hidden, mc.descriptor_dim)
         self.assigner = SimilarityMatcher(mc)
         bev_hw = (config.lifting.bev_cells, config.lifting.bev_cells)
@@ -211,7 +214,10 @@ class ViewBridgeMatcher(nn.Module):
             pooled = height_pool(lifted["volume"], weights)
             surface_height = (weights * self.heights.to(weights).view(1, -1, 1)).sum(1)
             bev_in = torch.cat([pooled, visible], 1)
-        bev_desc = self.bev_head(bev_in.reshape(b, -1, hb, wb))
+        bev_in = bev_in.reshape(b, -1, hb, wb)
+        if self.bev_context is not None:
+            bev_in = self.bev_context(bev_in)
+        bev_desc = self.bev_head(bev_in)
         aerial_desc = self.aerial_head(aerial_feat)
 
         similarity = self.assigner.similarity(bev_desc, aerial_desc)
@@ -235,7 +241,7 @@ class ViewBridgeMatcher(nn.Module):
         # Unseen points project to meaningless (possibly huge) pixels: mark them (-1, -1) instead.
         ground_uv = torch.where(ground_ok.unsqueeze(-1), ground_uv, torch.full_like(ground_uv, -1.0))
         cell_m = mpp * self.aerial_extractor.stride
-        solved = solve_pose(bev_xy, aerial_xy, match_weights, cfg.pose, cell_m.square() / 12.0)
+        solved = solve_pose(bev_xy, aerial_xy, match_weights, cfg.pose, cell_m)
 
         out.update({
             "pose": solved["pose"],
@@ -257,6 +263,7 @@ class ViewBridgeMatcher(nn.Module):
             "match_prob": assign["match_prob"],
             "bev_yaw": bev_yaw,
             "aerial_mpp": mpp,
+            "pose_solvable": solved["solvable"],
             "residual_rms": solved["residual_rms"],
             "effective_matches": solved["effective_matches"],
         })

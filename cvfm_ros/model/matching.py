@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cvfm_ros.geometry import check_tensor
+from .extractor import ResidualBlock, conv_norm_act
 
 # Logit given to BEV cells the camera does not see: they go to the dustbin with probability ~1.
 MASKED_LOGIT = -1.0e4
@@ -24,6 +25,9 @@ MASKED_LOGIT = -1.0e4
 class MatchingConfig:
     descriptor_dim: int = 64
     head_hidden: int = 64
+    # Width of the BEV context network (0 = none, FG2-like per-cell descriptors): see BEVContext.
+    bev_context_channels: int = 64
+    groups: int = 8  # GroupNorm groups of the BEV context network
     temperature: float = 0.1  # initial value (learned as a log)
     dustbin_logit: float = 1.0  # initial value (learned)
 
@@ -32,15 +36,45 @@ class MatchingConfig:
             raise ValueError("MatchingConfig: descriptor_dim and head_hidden must be >= 1")
         if not self.temperature > 0:
             raise ValueError(f"MatchingConfig.temperature: expected > 0, got {self.temperature}")
+        if self.bev_context_channels < 0 or (self.bev_context_channels and self.bev_context_channels % self.groups):
+            raise ValueError(f"MatchingConfig.bev_context_channels: expected 0 or a multiple of groups={self.groups}, "
+                             f"got {self.bev_context_channels}")
+
+
+class BEVContext(nn.Module):
+    """Metric context on the BEV grid: (B, C_in, H, W) -> (B, C, H, W).
+
+    Why: the aerial descriptor of a cell sees tens of metres of texture (the aerial CNN's
+    receptive field), while a lifted BEV cell only carries what the ground CNN saw around one
+    image point, in perspective. Three scales on the BEV grid (1, 1/2, 1/4 with a residual block
+    each, fused at full resolution) give the BEV descriptor a comparable metric neighbourhood;
+    without it, training from scratch on textured flat worlds barely beats per-cell colour.
+    """
+
+    def __init__(self, in_channels: int, channels: int, groups: int) -> None:
+        super().__init__()
+        self.inp = conv_norm_act(in_channels, channels, 1, groups)
+        self.down2 = nn.Sequential(conv_norm_act(channels, channels, 2, groups), ResidualBlock(channels, groups))
+        self.down4 = nn.Sequential(conv_norm_act(channels, channels, 2, groups), ResidualBlock(channels, groups))
+        self.fuse = nn.Conv2d(3 * channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.inp(x)
+        x2 = self.down2(x1)
+        x4 = self.down4(x2)
+        size = x1.shape[-2:]
+        up = [nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in (x2, x4)]
+        return torch.relu(self.fuse(torch.cat([x1, *up], 1)))
 
 
 class DescriptorHead(nn.Module):
-    """(B, C_in, H, W) -> (B, D, H, W) L2-normalised descriptors."""
+    """(B, C_in, H, W) -> (B, D, H, W) L2-normalised descriptors (replicate padding: no border
+    signature, see extractor.PADDING)."""
 
     def __init__(self, in_channels: int, hidden: int, dim: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim, 1),
+            nn.Conv2d(in_channels, hidden, 3, 1, 1, padding_mode="replicate"), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

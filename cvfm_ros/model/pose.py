@@ -29,6 +29,7 @@ class PoseSolverConfig:
     train_require_mutual: bool = False
     subcell_window: int = 3  # odd window (aerial cells) of the soft-argmax; 1 disables it
     min_effective_matches: float = 6.0  # below this effective count (sum w)^2 / sum w^2 -> invalid
+    max_residual_cells: float = 3.0  # weighted RMS residual above this many aerial cells -> invalid
     covariance_scale: float = 1.0  # multiplies the Procrustes covariance (calibration knob)
 
     def __post_init__(self) -> None:
@@ -36,6 +37,8 @@ class PoseSolverConfig:
             raise ValueError(f"PoseSolverConfig.num_matches: expected >= 3, got {self.num_matches}")
         if self.subcell_window < 1 or self.subcell_window % 2 == 0:
             raise ValueError(f"PoseSolverConfig.subcell_window: expected an odd size >= 1, got {self.subcell_window}")
+        if not self.max_residual_cells > 0:
+            raise ValueError(f"PoseSolverConfig.max_residual_cells: expected > 0, got {self.max_residual_cells}")
         if not self.covariance_scale > 0:
             raise ValueError(f"PoseSolverConfig.covariance_scale: expected > 0, got {self.covariance_scale}")
 
@@ -107,19 +110,23 @@ def refine_subcell(row_prob: torch.Tensor, bev_index: torch.Tensor, aerial_index
 
 
 def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Tensor, config: PoseSolverConfig,
-               floor_variance: torch.Tensor) -> dict[str, torch.Tensor]:
+               cell_m: torch.Tensor) -> dict[str, torch.Tensor]:
     """Weighted Procrustes of `bev_xy` (B, K, 2) in `base_link` onto `aerial_xy` (B, K, 2) in the
-    patch frame -> `pose` (B, 3) (x, y, yaw of base_link), `covariance` (B, 3, 3), `valid` (B,),
-    `residual_rms` (B,), `effective_matches` (B,).
+    patch frame -> `pose` (B, 3) (x, y, yaw of base_link), `covariance` (B, 3, 3), `valid` (B,)
+    (well-posed, enough effective matches and a residual within the gate), `solvable` (B,) (well-posed: some weight and
+    spread), `residual_rms` (B,), `effective_matches` (B,).
 
-    `floor_variance` (B,) (m^2) is the per-axis variance floor given to every match (grid
-    quantisation), so that a perfect fit does not claim zero uncertainty.
+    `cell_m` (B,) is the aerial cell size in metres: it sets the per-match variance floor
+    cell^2 / 12 (grid quantisation, so that a perfect fit does not claim zero uncertainty) and the
+    residual gate of `valid` (max_residual_cells).
     """
+    floor_variance = cell_m.square() / 12.0
     res = weighted_procrustes_2d(bev_xy, aerial_xy, weights)
     # The floor enters like the library's min_variance but per batch element (mpp varies).
     w_sum = weights.sum(-1)
     n_eff = w_sum.square() / weights.square().sum(-1).clamp_min(1e-30)
-    valid = res.valid & (n_eff >= config.min_effective_matches)
+    valid = (res.valid & (n_eff >= config.min_effective_matches)
+             & (res.residual_rms <= config.max_residual_cells * cell_m.to(res.residual_rms)))
     cov = res.covariance * config.covariance_scale
     # Add the quantisation floor: variance floor / n_eff per translation axis and
     # floor / (n_eff * spread) for yaw (spread = weighted mean squared distance of the matches
@@ -135,5 +142,5 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     invalid_cov = torch.full_like(floor_diag, 1e6).unsqueeze(-1) * eye
     cov = torch.where(valid[:, None, None], cov, invalid_cov)
     pose = torch.cat([res.translation, wrap_angle(res.yaw).unsqueeze(-1)], -1)
-    return {"pose": pose, "covariance": cov, "valid": valid, "residual_rms": res.residual_rms,
+    return {"pose": pose, "covariance": cov, "valid": valid, "solvable": res.valid, "residual_rms": res.residual_rms,
             "effective_matches": n_eff}

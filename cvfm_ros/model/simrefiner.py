@@ -55,8 +55,8 @@ class SimRefiner(nn.Module):
         self.bev_hw = tuple(bev_hw)
         self.aerial_hw = tuple(aerial_hw)
         c, k = config.local_channels, config.kernel
-        self.local_aerial = nn.Conv2d(1, c, k, padding=k // 2)
-        self.local_bev = nn.Conv2d(c, 1, k, padding=k // 2)
+        self.local_aerial = nn.Conv2d(1, c, k, padding=k // 2, padding_mode="replicate")
+        self.local_bev = nn.Conv2d(c, 1, k, padding=k // 2, padding_mode="replicate")
         nn.init.zeros_(self.local_bev.weight)
         nn.init.zeros_(self.local_bev.bias)
         h = config.global_hidden

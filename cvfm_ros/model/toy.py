@@ -117,7 +117,7 @@ def tiny_matcher_config(**overrides: object) -> MatcherConfig:
         ground_hw=(32, 64), aerial_hw=(32, 32), ground_extractor=ext, aerial_extractor=ext,
         lifting=LiftingConfig(bev_cells=8, bev_cell_m=2.0, num_heights=5, height_min_m=-1.0, height_max_m=3.0,
                               score_hidden=8, height_embedding=4),
-        matching=MatchingConfig(descriptor_dim=16, head_hidden=16),
+        matching=MatchingConfig(descriptor_dim=16, head_hidden=16, bev_context_channels=16, groups=4),
         simrefiner=SimRefinerConfig(local_channels=2, global_hidden=8),
         pose=PoseSolverConfig(num_matches=64, require_mutual=False),
     )
