@@ -18,6 +18,8 @@ Images are (H, W, 3) uint8 RGB in memory, `rgb8` on the wire.
 """
 from __future__ import annotations
 
+import abc
+
 import math
 import os
 import shutil
@@ -673,7 +675,7 @@ class BagMessage(NamedTuple):
     message: Any
 
 
-class _Source:
+class _Source(abc.ABC):
     """A bag's raw messages, (topic, record_ns, raw CDR bytes), in an order that is the same on
     every call (record-time order for rosbags, file order for the recovery readers)."""
 
@@ -683,8 +685,9 @@ class _Source:
         self.topics: dict[str, str] = {}
         self.typestore = None
 
+    @abc.abstractmethod
     def raw(self, topics: Sequence[str]) -> Iterator[tuple[str, int, bytes]]:
-        raise NotImplementedError
+        """Yield (topic, record_ns, raw CDR bytes) of `topics`."""
 
 
 class _RosbagsSource(_Source):
