@@ -31,8 +31,8 @@ def test_session_needs_a_seed_then_feeds_fixes_back():
     r1 = session.on_image(image, 1.0, cam)
     assert r1.ok and np.allclose(loc.priors[-1], [10.5, 5.0, 0.0])
     session.on_image(image, 2.0, cam)
-    # the accepted fix at t=1 (11.5) propagated by 1 m of odometry
-    assert np.allclose(loc.priors[-1], [12.5, 5.0, 0.0])
+    # the confident fix at t=1 (11.5, fused with the 5 m seed prior) propagated by 1 m of odometry
+    assert np.allclose(loc.priors[-1], [12.5, 5.0, 0.0], atol=0.01)
     assert session.stats.statuses["OK"] == 2 and session.stats.statuses["NO_PRIOR"] == 1
 
 
@@ -63,3 +63,13 @@ def test_latest_slot_keeps_only_the_newest():
     assert got == [4]
     slot.close()
     assert slot.take(1.0) is None
+
+
+def test_fix_is_fused_with_the_prior_not_replacing_it():
+    from cvfm_ros.runtime.session import fuse
+
+    prior, prior_cov = np.array([0.0, 0.0, 0.0]), np.diag([1.0, 1.0, 0.01])
+    pose, cov = fuse(prior, prior_cov, np.array([10.0, 0.0, 0.0]), np.diag([1.0, 1.0, 0.01]))
+    assert np.allclose(pose, [5.0, 0.0, 0.0]) and np.allclose(cov, np.diag([0.5, 0.5, 0.005]))
+    pose, _ = fuse(np.array([0.0, 0.0, 3.1]), prior_cov, np.array([0.0, 0.0, -3.1]), prior_cov)
+    assert abs(abs(pose[2]) - np.pi) < 1e-6  # yaw fused across the +-pi seam

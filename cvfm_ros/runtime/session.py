@@ -85,13 +85,28 @@ class LocalizationSession:
             else:
                 result = self.localizer.localize(image, camera, prior[0], prior[1], stamp)
                 if result.ok:
-                    self.tracker.set_fix(stamp, result.pose, result.covariance)
+                    # Fuse the fix with the odometry-propagated prior (a Kalman update with H = I)
+                    # rather than replacing it: one wrong fix then moves the prior part of the way.
+                    self.tracker.set_fix(stamp, *fuse(prior[0], prior[1], result.pose, result.covariance))
         self.stats.statuses[result.status.name] += 1
         self.stats.last_status, self.stats.last_reason = result.status.name, result.reason
         if result.coverage is not None:
             self.stats.last_coverage = result.coverage
         self.stats.latencies_ms.append((time.perf_counter() - started) * 1e3)
         return result
+
+
+def fuse(prior: np.ndarray, prior_cov: np.ndarray, fix: np.ndarray, fix_cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kalman update of a planar pose prior with an absolute fix (yaw residual wrapped)."""
+    from .frames import wrap
+
+    innovation = np.asarray(fix, dtype=float) - prior
+    innovation[2] = wrap(float(innovation[2]))
+    gain = prior_cov @ np.linalg.inv(prior_cov + fix_cov)
+    pose = prior + gain @ innovation
+    pose[2] = wrap(float(pose[2]))
+    cov = (np.eye(3) - gain) @ prior_cov
+    return pose, 0.5 * (cov + cov.T)
 
 
 class LatestSlot:
