@@ -10,6 +10,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="override out_dir")
     parser.add_argument("--steps", type=int, default=None, help="override optim.steps")
     parser.add_argument("--no-resume", action="store_true", help="start over even if out_dir has last.pt")
+    parser.add_argument("--release", default="", metavar="PATH",
+                        help="after training, write the weights without optimizer state to PATH "
+                             "(how cvfm_ros/weights/matcher.pt is made)")
     parser.set_defaults(func=run)
 
 
@@ -25,4 +28,9 @@ def run(args: argparse.Namespace) -> int:
         cfg.optim.steps = args.steps
     path = train(cfg, resume=not args.no_resume)
     print(f"checkpoint: {path}")
+    if args.release:
+        from ..model import release_checkpoint
+
+        extra = release_checkpoint(path, args.release)
+        print(f"released {args.release} (step {extra['step']})")
     return 0
