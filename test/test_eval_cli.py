@@ -1,6 +1,7 @@
 import json
 
 from cvfm_ros.cli.main import main
+from cvfm_ros.eval.benchmark import markdown_table
 
 
 def test_eval_writes_the_documented_json(tmp_path):
@@ -19,6 +20,10 @@ def test_eval_writes_the_documented_json(tmp_path):
                  "--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "f.json"), "--quiet"]) == 0
     again = json.loads((tmp_path / "f.json").read_text())
     assert again["per_sample"]["position_error_m"] == result["per_sample"]["position_error_m"]
+    # the model card's table is rendered from these JSONs
+    table = markdown_table([("baseline", result)]).splitlines()
+    assert len(table) == 3 and table[2].startswith("| baseline | synth-cross (seed 0) | known | 3 |")
+    assert f"{result['position_error_m']['median']:.2f}" in table[2]
 
 
 def test_eval_rejects_bad_count(tmp_path):

@@ -55,6 +55,11 @@ def _add_pairs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera", default="pano", choices=["pano", "pinhole"])
     p.add_argument("--aerial-size", type=int, default=256)
     p.add_argument("--mpp", type=float, default=0.2)
+    p.add_argument("--bev-size", type=float, default=40.0, help="metres spanned by the stored surface-height grid "
+                   "(64 with --bev-cell 2 matches the matcher's BEV, so training supervises the Surface Model)")
+    p.add_argument("--bev-cell", type=float, default=1.0, help="metres per surface-height cell")
+    p.add_argument("--prior-yaw-noise", type=float, default=0.0, help="stored prior yaw error bound, degrees "
+                   "(10 for training the known-orientation matcher)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_pairs)
 
@@ -64,7 +69,8 @@ def _run_pairs(args: argparse.Namespace) -> int:
 
     styles = [s.strip() for s in args.styles.split(",") if s.strip()] or None
     index = write_dataset(args.out, args.count, args.seed, styles, args.camera, aerial_size=args.aerial_size,
-                          mpp=args.mpp, progress=not args.quiet)
+                          mpp=args.mpp, progress=not args.quiet, bev_size_m=args.bev_size, bev_cell_m=args.bev_cell,
+                          prior_yaw_noise_deg=args.prior_yaw_noise)
     print(f"wrote {args.count} pairs; index {index}")
     return 0
 

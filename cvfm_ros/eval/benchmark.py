@@ -97,3 +97,22 @@ def evaluate(matcher: torch.nn.Module, files: list[Path], mpp: float, progress: 
 
 def write_json(path: Path, payload: dict) -> None:
     atomic_write_bytes(path, json.dumps(payload, indent=2).encode())
+
+
+TABLE_HEADER = ("| matcher | test set | orientation | pairs | position mean / median / p95 (m) | R@1/3/5 m "
+                "| yaw median (°) | R@1/3/5° | precision@5/10/15 px | ms/pair |\n"
+                "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+
+
+def markdown_table(rows: list[tuple[str, dict]]) -> str:
+    """A Markdown table of `cvfm-ros eval` results: one row per (label, eval JSON payload)."""
+    lines = [TABLE_HEADER]
+    for label, r in rows:
+        p, y, rec, mp, s = r["position_error_m"], r["yaw_error_deg"], r["recall"], r["match_precision"], r["settings"]
+        lines.append(
+            f"| {label} | {s['data']} (seed {s['seed']}) | {s['orientation']} | {r['count']} "
+            f"| {p['mean']:.2f} / {p['median']:.2f} / {p['p95']:.2f} "
+            f"| {rec['1m']:.0%} / {rec['3m']:.0%} / {rec['5m']:.0%} | {y['median']:.2f} "
+            f"| {rec['1deg']:.0%} / {rec['3deg']:.0%} / {rec['5deg']:.0%} "
+            f"| {mp['5px']:.0%} / {mp['10px']:.0%} / {mp['15px']:.0%} | {r['ms_per_pair']:.0f} |")
+    return "\n".join(lines)

@@ -25,11 +25,13 @@ from ..geometry import MountedCamera
 from .checkpoint import read_checkpoint, save_checkpoint
 from .losses import LossConfig, ViewBridgeLoss
 from .matcher import MatcherConfig, ViewBridgeMatcher
+from .train_sources import CameraGroupedBatchSampler, DatasetPairs, camera_from_batch, camera_tensors
 
 
 @dataclass
 class DataSettings:
-    source: str = "synth"  # synth (on the fly) | a CVFM-format folder path
+    source: str = "synth"  # synth (on the fly) | a dataset folder: CVFM format, VIGOR or KITTI (train_sources.py)
+    split: str = "train"  # the dataset folder's split to train on (KITTI: a split name or file)
     styles: list[str] = field(default_factory=lambda: ["downtown", "suburb", "industrial", "oldtown"])
     seed: int = 0
     length: int = 200000
@@ -110,9 +112,10 @@ class TrainingPairs(torch.utils.data.Dataset):
         corr[: len(pick)] = sample.aerial_uv[vis[pick, 0], vis[pick, 1]]
         valid[: len(pick)] = True
         return {"ground": t["ground"], "aerial": t["aerial"], "prior_yaw": t["prior_yaw"],
+                "aerial_mpp": torch.tensor(self.data.aerial_mpp, dtype=torch.float32),
                 "pose": t["pose_in_patch"], "surface_height": t["bev_height"],
                 "corr_aerial_uv": torch.from_numpy(corr), "corr_valid": torch.from_numpy(valid),
-                "camera_height": t["camera_height"]}
+                **camera_tensors(camera)}
 
 
 class BlockShuffleSampler(torch.utils.data.Sampler):
@@ -168,13 +171,22 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
             opt.load_state_dict(extra["optimizer"])
         step = int(extra.get("step", 0))
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
-    if cfg.data.source != "synth":
-        raise ValueError(f"data.source: only 'synth' (on-the-fly) is wired into training here, got {cfg.data.source!r}")
-    dataset = TrainingPairs(cfg.data, mconf, model.bev_grid, cfg.optim.batch_size)
-    sampler = BlockShuffleSampler(len(dataset), cfg.optim.batch_size, cfg.data.seed, rank, world_size)
-    sampler.epoch = step  # a resumed run draws new blocks
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.optim.batch_size, sampler=sampler,
-                                         num_workers=cfg.data.workers, persistent_workers=cfg.data.workers > 0,
+    hg, wg = mconf.ground_hw
+    if cfg.data.source == "synth":
+        dataset = TrainingPairs(cfg.data, mconf, model.bev_grid, cfg.optim.batch_size)
+        sampler = BlockShuffleSampler(len(dataset), cfg.optim.batch_size, cfg.data.seed, rank, world_size)
+        sampler.epoch = step  # a resumed run draws new blocks
+        batching = {"batch_size": cfg.optim.batch_size, "sampler": sampler}
+    else:
+        dataset = DatasetPairs(cfg.data.source, mconf.ground_hw, mconf.aerial_hw[0], mconf.aerial_hw[0] * cfg.data.aerial_mpp,
+                               split=cfg.data.split, bev_grid=model.bev_grid, correspondences=cfg.data.correspondences,
+                               prior_yaw_noise_deg=cfg.data.prior_yaw_noise_deg, max_offset_frac=cfg.data.max_offset_frac,
+                               seed=cfg.data.seed)
+        batch_sampler = CameraGroupedBatchSampler(dataset.keys, cfg.optim.batch_size, cfg.data.seed, rank, world_size)
+        batch_sampler.epoch = step  # a resumed run draws new batches
+        batching = {"batch_sampler": batch_sampler}
+    loader = torch.utils.data.DataLoader(dataset, **batching, num_workers=cfg.data.workers,
+                                         persistent_workers=cfg.data.workers > 0,
                                          prefetch_factor=4 if cfg.data.workers > 0 else None)
     schedule = lambda s: min(1.0, (s + 1) / max(cfg.optim.warmup_steps, 1)) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.optim.steps, 1.0)))  # noqa: E731
     log_path = out / "metrics.jsonl"
@@ -185,13 +197,13 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     iterator = iter(loader)
     while step < cfg.optim.steps:
         batch = next(iterator)
-        # every item of a batch comes from one block, hence one camera
-        model.set_camera(MountedCamera.panorama(mconf.ground_hw[1], mconf.ground_hw[0], float(batch["camera_height"][0])))
+        # both samplers give batches that share one camera
+        model.set_camera(camera_from_batch(batch, wg, hg))
         batch = {k: v.to(device) for k, v in batch.items()}
         for group in opt.param_groups:
             group["lr"] = cfg.optim.lr * schedule(step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            outputs = ddp({"ground": batch["ground"], "aerial": batch["aerial"], "aerial_mpp": cfg.data.aerial_mpp,
+            outputs = ddp({"ground": batch["ground"], "aerial": batch["aerial"], "aerial_mpp": batch["aerial_mpp"],
                            "prior_yaw": batch["prior_yaw"]})
             terms = loss_fn(model, outputs, batch)
         opt.zero_grad(set_to_none=True)

@@ -41,9 +41,14 @@ def _sha256(path: Path) -> str:
 def write_dataset(out_dir: str | Path, count: int, seed: int = 0, styles: list[str] | None = None,
                   camera: str = "pano", ground_size: tuple[int, int] | None = None, aerial_size: int = 256,
                   mpp: float = 0.2, correspondences: int = 4096, pairs_per_world: int = 16,
-                  world_size_m: float = 192.0, progress: bool = True) -> Path:
+                  world_size_m: float = 192.0, progress: bool = True, bev_size_m: float = 40.0,
+                  bev_cell_m: float = 1.0, prior_yaw_noise_deg: float = 0.0) -> Path:
     """Write `count` pairs split 70/10/10/10 into train/val/test_same (seen styles) and test_cross
-    (unseen styles). Returns the index path."""
+    (unseen styles). Returns the index path.
+
+    bev_size_m, bev_cell_m: the grid of the stored true surface heights (training uses them as the
+    Surface Model's target when the grid is the matcher's: 64 m of 2 m cells by default).
+    prior_yaw_noise_deg: the stored prior yaw is the truth plus a uniform error within this."""
     from tqdm import tqdm
 
     if count < len(SPLITS):
@@ -73,7 +78,8 @@ def write_dataset(out_dir: str | Path, count: int, seed: int = 0, styles: list[s
                 world = generate_world(split_styles[world_index % len(split_styles)],
                                        _SEED_BASE[split] + seed * 10_000 + world_index, size_m=world_size_m)
             rng = np.random.default_rng([seed, _SEED_BASE[split], k])
-            sample = make_pair(world, rng, camera=camera, ground_size=ground_size, aerial_size=aerial_size, mpp=mpp)
+            sample = make_pair(world, rng, camera=camera, ground_size=ground_size, aerial_size=aerial_size, mpp=mpp,
+                               bev_size_m=bev_size_m, bev_cell_m=bev_cell_m, prior_yaw_noise_deg=prior_yaw_noise_deg)
             pair_id = f"{split}_{k:06d}"
             tmp = out / "pairs" / f".tmp-{pair_id}"
             shutil.rmtree(tmp, ignore_errors=True)
