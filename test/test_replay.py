@@ -13,7 +13,8 @@ from cvfm_ros.eval.metrics import TumTrajectory
 @pytest.fixture(scope="module")
 def replayed(tiny_drive, tmp_path_factory):
     out = tmp_path_factory.mktemp("replay")
-    assert main(["replay", str(tiny_drive.root), "--out", str(out), "--matcher", "baseline", "--rate", "2", "--quiet"]) == 0
+    assert main(["replay", str(tiny_drive.root), "--out", str(out), "--matcher", "baseline", "--rate", "2", "--quiet",
+                 "--out-bag"]) == 0
     return out
 
 
@@ -39,6 +40,26 @@ def test_metrics_agree_with_tum_files(replayed):
         assert metrics[key]["max_m"] == pytest.approx(float(err.max()), abs=1e-4)
     raw = TumTrajectory.read(replayed / "estimates.tum")
     assert metrics["availability"] == pytest.approx(len(raw.stamps) / metrics["frames"])
+
+
+def test_output_bag_holds_the_published_poses_and_reports(replayed):
+    from cvfm_ros.data.bags import MatchReport, read_bag, ros_to_planar_covariance
+
+    raw = TumTrajectory.read(replayed / "estimates.tum")
+    fused = TumTrajectory.read(replayed / "fused.tum")
+    messages = list(read_bag(replayed / "localization"))
+    poses = [m for m in messages if m.topic == "/cvfm_localizer/pose"]
+    reports = [MatchReport.from_msg(m.message) for m in messages if m.topic == "/cvfm/match_report"]
+    filtered = [m for m in messages if m.topic == "/odometry/filtered"]
+    assert np.allclose([m.stamp_ns * 1e-9 for m in poses], raw.stamps, atol=1e-6)
+    assert np.allclose([m.message.pose.pose.position.x for m in poses], raw.xyz[:, 0], atol=1e-4)
+    assert all(m.message.header.frame_id == "map" for m in poses)
+    cov = ros_to_planar_covariance(poses[0].message.pose.covariance)
+    assert cov[0, 0] > 0 and cov[2, 2] > 0 and np.allclose(cov, cov.T)
+    assert len(reports) == len(filtered) == len(fused.stamps)
+    ok = [r for r in reports if r.status == "ok"]
+    assert len(ok) == len(poses) and all(r.status_code == 0 and r.num_matches > 0 for r in ok)
+    assert all(r.reason for r in reports if r.status != "ok")
 
 
 def test_fused_beats_odometry(replayed):

@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial-fix perturbation")
     parser.add_argument("--seed-std", type=float, default=3.0, help="1-sigma of the initial fix, metres")
     parser.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes")
+    parser.add_argument("--out-bag", action="store_true",
+                        help="also write OUT/localization (mcap): ~/pose fixes, fused odometry, match reports")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -95,6 +97,18 @@ def replay_one(bag: str, out: str, options: dict) -> dict:
     result.problems.update(record.problems)
     metrics = write_outputs(Path(out), result, localizer, f"cvfm_ros replay: {Path(bag).name}")
     metrics["report"] = str(Path(out) / "report.html")
+    if options.get("out_bag"):
+        from ..eval.bag_replay import write_output_bag
+
+        import shutil
+
+        bag_out, fresh = Path(out) / "localization", Path(out) / ".localization.new"
+        shutil.rmtree(fresh, ignore_errors=True)
+        counts = write_output_bag(fresh, result)
+        # the previous bag of this folder goes only once the new one is complete
+        shutil.rmtree(bag_out, ignore_errors=True)
+        fresh.rename(bag_out)
+        metrics["bag"] = {"path": str(bag_out), "messages": counts}
     return metrics
 
 

@@ -176,7 +176,7 @@ class MatchReport:
     covariance: tuple[float, ...] = field(default=(0.0,) * 9)
     frame_id: str = "map"
 
-    STATUS_CODES = {"ok": 0, "rejected": 1, "no_imagery": 2, "no_prior": 3, "skipped": 4, "error": 5}
+    STATUS_CODES = {"ok": 0, "rejected": 1, "no_imagery": 2, "no_prior": 3, "skipped": 4, "error": 5, "bad_input": 6}
 
     def __post_init__(self) -> None:
         if not 0 <= int(self.status_code) <= 255:
@@ -392,20 +392,35 @@ class DriveBagWriter:
         )
         self.write_message(self.topics.camera_info, "sensor_msgs/msg/CameraInfo", stamp_ns, msg)
 
-    def _odometry_msg(self, stamp_ns, pose, linear_velocity, yaw_rate, covariance, twist_covariance, frame_id, child_frame_id):
+    def _pose_with_covariance(self, x: float, y: float, yaw: float, covariance):
         t = self.typestore.types
-        x, y, yaw = _xy_yaw("pose", pose)
-        for name, value in (("linear_velocity", linear_velocity), ("yaw_rate", yaw_rate)):
-            if not math.isfinite(float(value)):
-                raise ValueError(f"{name}: expected a finite number, got {value}")
         qx, qy, qz, qw = _yaw_quaternion(yaw)
-        pose_msg = t["geometry_msgs/msg/PoseWithCovariance"](
+        return t["geometry_msgs/msg/PoseWithCovariance"](
             pose=t["geometry_msgs/msg/Pose"](
                 position=t["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
                 orientation=t["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw),
             ),
             covariance=planar_to_ros_covariance(covariance),
         )
+
+    def write_pose(self, stamp_ns: int, pose: SE2 | Sequence[float] | np.ndarray | torch.Tensor,
+                   covariance: np.ndarray | torch.Tensor | None, *, frame_id: str = "map",
+                   topic: str = "/cvfm_localizer/pose") -> None:
+        """Write `geometry_msgs/PoseWithCovarianceStamped` (what the node publishes on `~/pose`):
+        planar `pose` (x, y, yaw) of base_link in `frame_id`, 3x3 covariance over (x, y, yaw)."""
+        stamp_ns = _check_stamp("stamp_ns", stamp_ns)
+        x, y, yaw = _xy_yaw("pose", pose)
+        msg = self.typestore.types["geometry_msgs/msg/PoseWithCovarianceStamped"](
+            header=_header(self.typestore, stamp_ns, frame_id), pose=self._pose_with_covariance(x, y, yaw, covariance))
+        self.write_message(topic, "geometry_msgs/msg/PoseWithCovarianceStamped", stamp_ns, msg)
+
+    def _odometry_msg(self, stamp_ns, pose, linear_velocity, yaw_rate, covariance, twist_covariance, frame_id, child_frame_id):
+        t = self.typestore.types
+        x, y, yaw = _xy_yaw("pose", pose)
+        for name, value in (("linear_velocity", linear_velocity), ("yaw_rate", yaw_rate)):
+            if not math.isfinite(float(value)):
+                raise ValueError(f"{name}: expected a finite number, got {value}")
+        pose_msg = self._pose_with_covariance(x, y, yaw, covariance)
         vec = t["geometry_msgs/msg/Vector3"]
         twist_msg = t["geometry_msgs/msg/TwistWithCovariance"](
             twist=t["geometry_msgs/msg/Twist"](linear=vec(x=float(linear_velocity), y=0.0, z=0.0),

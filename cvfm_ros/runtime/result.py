@@ -12,7 +12,7 @@ import numpy as np
 
 
 class Status(enum.IntEnum):
-    """Outcome of one localization attempt. The integer codes are those of msg/MatchReport.msg."""
+    """Outcome of one localization attempt (`MATCH_REPORT_STATUS` maps it onto msg/MatchReport.msg)."""
 
     OK = 0
     NO_TILES = 1
@@ -20,6 +20,13 @@ class Status(enum.IntEnum):
     REJECTED_BY_GATE = 3
     BAD_INPUT = 4
     NO_PRIOR = 5
+
+
+# Status -> (MatchReport status_code, status word): the message groups the two quality rejections.
+MATCH_REPORT_STATUS = {
+    Status.OK: (0, "ok"), Status.LOW_CONFIDENCE: (1, "rejected"), Status.REJECTED_BY_GATE: (1, "rejected"),
+    Status.NO_TILES: (2, "no_imagery"), Status.NO_PRIOR: (3, "no_prior"), Status.BAD_INPUT: (6, "bad_input"),
+}
 
 
 @dataclass
