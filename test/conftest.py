@@ -15,6 +15,16 @@ def _deterministic():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """The machine's 2 cores are shared: with one thread, small ops do not stall on busy spinning
+    worker threads when other processes load the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def repo_root() -> Path:
     return REPO
 

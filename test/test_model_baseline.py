@@ -9,14 +9,7 @@ from cvfm_ros.model import BaselineConfig, ClassicalBaseline
 from cvfm_ros.model.toy import random_texture, render_flat_world
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The machine's 2 cores are shared: with one thread, small ops do not stall on busy spinning
-    # worker threads when other processes load the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 PANO = MountedCamera.panorama(256, 128, 1.6)

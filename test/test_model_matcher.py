@@ -16,14 +16,7 @@ from cvfm_ros.model.surface import SurfaceModel, SurfaceModelConfig, surface_mas
 from cvfm_ros.model.toy import flat_world_batch, random_texture, render_flat_world, tiny_matcher_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The machine's 2 cores are shared: with one thread, small ops do not stall on busy spinning
-    # worker threads when other processes load the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 PANO = MountedCamera.panorama(64, 32, 1.6)

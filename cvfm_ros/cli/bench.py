@@ -39,7 +39,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def _bench_one(args: dict, queue: mp.Queue) -> None:
     try:
-        import numpy as np
         import torch
 
         if args["threads"]:

@@ -146,7 +146,7 @@ def generate_drive(out_dir: str | Path, spec: DriveSpec, progress: bool = True) 
     from ..runtime.tiles import write_xyz_pyramid
     from .bags import DriveBagWriter
     from .odometry import simulate_wheel_odometry
-    from .synth import SEEN_STYLES, generate_world, render_ground, render_orthophoto
+    from .synth import SEEN_STYLES, generate_world, render_orthophoto
     from .trajectory import plan_drive
 
     spec.validate()

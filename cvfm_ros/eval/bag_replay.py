@@ -19,7 +19,7 @@ import numpy as np
 from ..config import atomic_write_text
 from ..geometry import MountedCamera, PanoramaCamera
 from .metrics import TumTrajectory
-from .replay import Event, FrameRecord, ReplayRecord, compute_metrics, run_replay
+from .replay import Event, FrameRecord, ReplayRecord, compute_metrics
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import sys
 import threading
-import time
 from typing import Callable
 
 import numpy as np
@@ -70,7 +69,8 @@ class LocalizerNode(LifecycleNode):
         self.session: LocalizationSession | None = None
         self.settings: NodeSettings | None = None
         self.last_result: LocalizationResult | None = None
-        self.last_transform: tuple[str, str, np.ndarray] | None = None  # (parent, child, (x, y, yaw))
+        # (image stamp ns, parent, child, (x, y, yaw)): one tuple, so readers on other threads see a consistent set
+        self.last_transform: tuple[int, str, str, np.ndarray] | None = None
         self._tf_broadcaster = None
         self._tf_buffer = None
         if self.get_parameter("autostart").value:
@@ -289,7 +289,7 @@ class LocalizerNode(LifecycleNode):
             transform = (s.map_frame, s.odom_frame, map_from_odom(result.pose, odom_pose))
         else:
             transform = (s.map_frame, s.leaf_frame, np.asarray(result.pose, dtype=float))
-        self.last_transform = transform
+        self.last_transform = (int(stamp.sec) * 10**9 + int(stamp.nanosec), *transform)
         if self._tf_broadcaster is None:
             return
         msg = TransformStamped()

@@ -11,7 +11,6 @@ centred on the prior, at the matcher's resolution.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..config import from_dict, load_yaml
-from ..geometry import SE3, MountedCamera
+from ..geometry import SE3
 from .prior import PriorConfig
 from .tiles import TileConfig
 

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 
 from cvfm_ros.geometry import SE2, SE3, AerialPatch, MountedCamera, PinholeCamera, wrap_angle
+
+from .images import read_rgb
 
 KITTI_SATELLITE_ZOOM = 18
 KITTI_SATELLITE_SCALE = 2
@@ -197,15 +198,6 @@ class KittiSample:
     latlon: tuple[float, float]
 
 
-def _read_rgb(path: Path, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise ValueError(f"{what} {path}: not found")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{what} {path}: not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def _fit_camera(cam: PinholeCamera, width: int, height: int) -> PinholeCamera:
     """The calibrated camera for an image of `width` x `height`.
 
@@ -234,7 +226,7 @@ def load_kitti_frame(root: str | os.PathLike, name: str, noise: Sequence[float] 
     root = Path(root)
     date, drive, frame = _split_name(name)
     raw = root / "raw_data" / date
-    image = _read_rgb(raw / drive / "image_02" / "data" / frame, "KITTI image")
+    image = read_rgb(raw / drive / "image_02" / "data" / frame, "KITTI image")
     h, w = image.shape[:2]
     if calibration is None:
         try:
@@ -249,7 +241,7 @@ def load_kitti_frame(root: str | os.PathLike, name: str, noise: Sequence[float] 
                              calib.from_nominal)
     oxts = read_oxts(raw / drive / "oxts" / "data" / frame.replace(".png", ".txt"))
     lat, lon, yaw = float(oxts[0]), float(oxts[1]), float(oxts[5])
-    aerial = _read_rgb(root / "satmap" / date / drive / frame, "KITTI satellite image")
+    aerial = read_rgb(root / "satmap" / date / drive / frame, "KITTI satellite image")
     if aerial.shape[0] != aerial.shape[1]:
         raise ValueError(f"KITTI satellite image {root / 'satmap' / name}: expected a square image, got {aerial.shape[1]}x{aerial.shape[0]}")
     mpp = kitti_satellite_mpp(lat)

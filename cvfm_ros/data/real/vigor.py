@@ -35,11 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
-import cv2
 import numpy as np
 import torch
 
 from cvfm_ros.geometry import SE2, AerialPatch, MountedCamera, vigor_heading_to_yaw
+
+from .images import read_rgb
 
 VIGOR_CITIES = ("NewYork", "Seattle", "SanFrancisco", "Chicago")
 # Metres per pixel of the 640x640 aerial images (zoom-20 Web Mercator at each city's latitude),
@@ -166,15 +167,6 @@ class VigorSample:
     aerial_path: Path
 
 
-def _read_rgb(path: Path, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise ValueError(f"{what} {path}: not found")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{what} {path}: not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def load_vigor_pair(
     panorama_path: str | os.PathLike,
     aerial_path: str | os.PathLike,
@@ -206,11 +198,11 @@ def load_vigor_pair(
         raise ValueError(f"mpp: expected a positive resolution, got {mpp}")
     if not math.isfinite(heading_deg):
         raise ValueError(f"heading_deg: expected a finite angle, got {heading_deg}")
-    pano = _read_rgb(panorama_path, "VIGOR panorama")
+    pano = read_rgb(panorama_path, "VIGOR panorama")
     h, w = pano.shape[:2]
     if w != 2 * h:
         raise ValueError(f"VIGOR panorama {panorama_path}: expected an equirectangular 2:1 image, got {w}x{h}")
-    aerial = _read_rgb(aerial_path, "VIGOR aerial image")
+    aerial = read_rgb(aerial_path, "VIGOR aerial image")
     size = aerial.shape[0]
     if aerial.shape[1] != size:
         raise ValueError(f"VIGOR aerial image {aerial_path}: expected a square image, got {aerial.shape[1]}x{size}")
