@@ -34,7 +34,7 @@ def test_covariance_layout_for_ros():
     assert cov36[1] == 0.1 and cov36[5] == 0.01 and cov36[30] == 0.01
     assert [cov36[i] for i in (14, 21, 28)] == [UNESTIMATED_VARIANCE] * 3
     assert np.allclose(covariance_from_ros(cov36), cov3)
-    with pytest.raises(ValueError, match="cov3"):
+    with pytest.raises(ValueError, match="covariance"):
         covariance_to_ros(np.full((3, 3), np.nan))
 
 

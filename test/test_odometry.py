@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cvfm_ros.data.odometry import interpolate_odometry, propagate_prior, simulate_wheel_odometry
+from cvfm_ros.data.odometry import simulate_wheel_odometry
 from cvfm_ros.data.trajectory import DriveProfile, plan_drive
 from cvfm_ros.geometry import SE2
 
@@ -82,41 +82,3 @@ def test_each_error_source_acts_as_described():
         simulate_wheel_odometry(traj, speed_noise=-1.0)
     with pytest.raises(ValueError, match="traj"):
         simulate_wheel_odometry(truth)
-
-
-def test_propagate_prior_uses_only_the_increment():
-    gen = torch.Generator().manual_seed(0)
-    truth = SE2.from_xy_yaw(torch.rand(2, generator=gen, dtype=torch.float64) * 100,
-                            torch.rand(2, generator=gen, dtype=torch.float64) * 100,
-                            (torch.rand(2, generator=gen, dtype=torch.float64) - 0.5) * 6)
-    # Odometry = truth seen from an arbitrary (drifted) odom frame.
-    drift = SE2(torch.tensor([-37.0, 12.5, 2.9], dtype=torch.float64))
-    odom = drift.compose(truth)
-    prior = propagate_prior(truth[0], odom[0], odom[1])
-    torch.testing.assert_close(prior.data, truth[1].data, atol=1e-12, rtol=0)
-    # Arrays work too, and batches broadcast.
-    prior_np = propagate_prior(truth[0].data.numpy(), odom[0].data.numpy(), odom.data.numpy())
-    assert prior_np.data.shape == (2, 3)
-    torch.testing.assert_close(prior_np.data, truth.data, atol=1e-12, rtol=0)
-    with pytest.raises(ValueError, match="odom_now"):
-        propagate_prior(truth[0], odom[0], [1.0, 2.0])
-
-
-def test_interpolate_odometry():
-    stamps = np.array([0, 10, 20], dtype=np.int64) * 100_000_000 + 1_700_000_000_000_000_000
-    poses = np.array([[0.0, 0.0, 3.0], [10.0, 2.0, -3.0], [20.0, 2.0, -2.0]])
-    mid = interpolate_odometry(stamps, poses, stamps[0] + 500_000_000)
-    assert mid.data.shape == (3,)
-    assert mid.x.item() == pytest.approx(5.0) and mid.y.item() == pytest.approx(1.0)
-    # Shortest arc across the +-pi seam: 3.0 -> -3.0 passes through pi, not through 0.
-    assert abs(abs(mid.yaw.item()) - math.pi) < 1e-9
-    many = interpolate_odometry(stamps, SE2(torch.from_numpy(poses)), stamps)
-    torch.testing.assert_close(many.data, torch.from_numpy(poses), atol=1e-12, rtol=0)
-    q = interpolate_odometry(np.array([0.0, 1.0]), poses[1:], np.array([0.25]))
-    assert q.data.shape == (1, 3) and q.yaw.item() == pytest.approx(-2.75)
-    with pytest.raises(ValueError, match="outside"):
-        interpolate_odometry(stamps, poses, stamps[-1] + 1)
-    with pytest.raises(ValueError, match="poses"):
-        interpolate_odometry(stamps, poses[:2], stamps[0])
-    with pytest.raises(ValueError, match="increasing"):
-        interpolate_odometry(stamps[::-1].copy(), poses, stamps[1])

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from cvfm_ros.geometry import SE2, SE3, PanoramaCamera, PinholeCamera, matrix_to_quaternion, quaternion_to_matrix
+from cvfm_ros.runtime.frames import UNESTIMATED_VARIANCE, covariance_from_ros, covariance_to_ros
 
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
@@ -46,14 +47,6 @@ if TYPE_CHECKING:
 # docs/MESSAGES.md). Type names in bags are "<package>/msg/<Name>".
 MSG_PACKAGE = "cvfm_ros_msgs"
 MATCH_REPORT_TYPE = f"{MSG_PACKAGE}/msg/MatchReport"
-
-# Variance given to the axes a planar estimate does not estimate (z, roll, pitch). Large rather
-# than zero: zero means "certain" to robot_localization.
-UNESTIMATED_VARIANCE = 1e6
-
-# Indices of (x, y, yaw) in ROS's row-major 6x6 covariance over (x, y, z, roll, pitch, yaw);
-# the same indices select (vx, vy, wz) in a twist covariance.
-_PLANAR_AXES = (0, 1, 5)
 
 Storage = Literal["mcap", "sqlite3"]
 
@@ -121,27 +114,15 @@ def _matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def planar_to_ros_covariance(covariance: np.ndarray | torch.Tensor | None) -> np.ndarray:
-    """3x3 covariance over (x, y, yaw) -> (36,) row-major 6x6 ROS covariance.
-
-    Convention: z, roll and pitch get `UNESTIMATED_VARIANCE` on the diagonal; `None` gives that
-    variance on every axis (nothing estimated). Also used for twists over (vx, vy, wz).
-    """
-    out = np.zeros((6, 6))
-    np.fill_diagonal(out, UNESTIMATED_VARIANCE)
-    if covariance is not None:
-        cov = _matrix("covariance", covariance, (3, 3))
-        if not np.allclose(cov, cov.T, atol=1e-9 * max(1.0, float(np.abs(cov).max()))):
-            raise ValueError("covariance: expected a symmetric 3x3 matrix")
-        out[np.ix_(_PLANAR_AXES, _PLANAR_AXES)] = cov
-    return out.reshape(36)
+    """3x3 covariance over (x, y, yaw) -> (36,) row-major 6x6 ROS covariance
+    (`cvfm_ros.runtime.frames.covariance_to_ros` as an array; None: nothing estimated)."""
+    cov = None if covariance is None else _matrix("covariance", covariance, (3, 3))
+    return np.asarray(covariance_to_ros(cov))
 
 
 def ros_to_planar_covariance(covariance: Sequence[float] | np.ndarray) -> np.ndarray:
     """(36,) row-major 6x6 ROS covariance -> (3, 3) over (x, y, yaw) (or (vx, vy, wz))."""
-    cov = np.asarray(covariance, dtype=float)
-    if cov.size != 36:
-        raise ValueError(f"covariance: expected 36 values (row-major 6x6), got {cov.size}")
-    return cov.reshape(6, 6)[np.ix_(_PLANAR_AXES, _PLANAR_AXES)].copy()
+    return covariance_from_ros(covariance)
 
 
 def _yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:

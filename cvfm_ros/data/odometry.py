@@ -6,8 +6,8 @@ the way wheel odometry is: a travelled-distance scale error (tyre radius), a yaw
 systematic errors as unknown constants (an augmented error state), so it grows the way the
 drift does instead of like a random walk.
 
-`propagate_prior` and `interpolate_odometry` are what the ROS node and the replay tool use to
-carry the last absolute fix forward with odometry.
+Carrying the last absolute fix forward with odometry (what the node and the replay do) is
+`cvfm_ros.runtime.prior.PriorTracker`.
 
 Convention (../shared/CONVENTIONS.md): planar poses (x, y, yaw) in metres / radians, yaw CCW
 from +x wrapped to (-pi, pi]; odometry poses are of base_link in `odom`; covariances are 3x3
@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cvfm_ros.geometry import SE2, wrap_angle
+from cvfm_ros.geometry import SE2
 
 from .trajectory import Trajectory, check_array
 
@@ -185,90 +185,4 @@ def simulate_wheel_odometry(
                          covariance=cov, twist_covariance=twist_cov)
 
 
-def _as_se2(name: str, pose) -> SE2:
-    if isinstance(pose, SE2):
-        return pose
-    if isinstance(pose, (list, tuple, np.ndarray)):
-        pose = torch.as_tensor(np.asarray(pose, dtype=np.float64))
-    if not isinstance(pose, torch.Tensor):
-        raise ValueError(f"{name}: expected an SE2 or an (x, y, yaw) array, got {type(pose).__name__}")
-    try:
-        return SE2(pose.to(torch.float64) if not pose.is_floating_point() else pose)
-    except ValueError as exc:
-        raise ValueError(f"{name}: expected shape (..., 3) (x, y, yaw), got {tuple(pose.shape)}") from exc
-
-
-def propagate_prior(last_fix_pose, odom_at_fix, odom_now) -> SE2:
-    """The prior pose now: the last absolute fix composed with the odometry motion since then.
-
-    prior = last_fix ∘ odom_at_fix⁻¹ ∘ odom_now. `last_fix_pose` is base_link in `map` at the
-    fix time; `odom_at_fix` and `odom_now` are base_link in `odom` at the fix time and now. Each
-    is an SE2 or an (x, y, yaw) array of shape (..., 3); batch shapes broadcast. Returns an SE2.
-    Convention: only the odometry *increment* is used, so the drift of `odom` before the fix
-    does not matter.
-    """
-    fix = _as_se2("last_fix_pose", last_fix_pose)
-    at_fix = _as_se2("odom_at_fix", odom_at_fix)
-    now = _as_se2("odom_now", odom_now)
-    dtype = torch.promote_types(torch.promote_types(fix.data.dtype, at_fix.data.dtype), now.data.dtype)
-    fix, at_fix, now = (SE2(p.data.to(dtype)) for p in (fix, at_fix, now))
-    return fix.compose(at_fix.inverse().compose(now))
-
-
-def _stamps_as_float(name: str, stamps) -> tuple[np.ndarray, object]:
-    arr = np.asarray(stamps.detach().cpu().numpy() if isinstance(stamps, torch.Tensor) else stamps)
-    if arr.dtype.kind not in "iuf":
-        raise ValueError(f"{name}: expected numeric times, got dtype {arr.dtype}")
-    return arr, arr.dtype
-
-
-def interpolate_odometry(stamps, poses, t) -> SE2:
-    """Interpolate planar poses at time(s) `t`.
-
-    stamps: (N,) strictly increasing times (int nanoseconds or float seconds; `t` in the same
-    unit); poses: SE2 of shape (N,) or an (N, 3) array. t: a scalar or (M,) -> SE2 of shape ()
-    or (M,), float64. Position is linear in time, yaw follows the shortest arc between the two
-    neighbouring samples. Raises ValueError when a `t` lies outside [stamps[0], stamps[-1]]
-    (no extrapolation) or the shapes disagree.
-    Convention: integer stamps are differenced as integers first, so nanosecond epoch times keep
-    full precision.
-    """
-    st, _ = _stamps_as_float("stamps", stamps)
-    if st.ndim != 1 or st.size < 1:
-        raise ValueError(f"stamps: expected shape (N,) with N >= 1, got {st.shape}")
-    p = _as_se2("poses", poses).data.detach().cpu().numpy().astype(np.float64)
-    if p.shape != (st.size, 3):
-        raise ValueError(f"poses: expected shape ({st.size}, 3) to match stamps, got {p.shape}")
-    tq, _ = _stamps_as_float("t", t)
-    scalar = tq.ndim == 0
-    tq = tq.reshape(-1)
-    if tq.ndim != 1:
-        raise ValueError(f"t: expected a scalar or shape (M,), got {np.shape(t)}")
-    # Times relative to the first stamp, exact for integers before converting to float.
-    if st.dtype.kind in "iu" and tq.dtype.kind in "iu":
-        rel_s = (st.astype(np.int64) - np.int64(st[0])).astype(np.float64)
-        rel_q = (tq.astype(np.int64) - np.int64(st[0])).astype(np.float64)
-    else:
-        rel_s = st.astype(np.float64) - float(st[0])
-        rel_q = tq.astype(np.float64) - float(st[0])
-    if st.size > 1 and not (np.diff(rel_s) > 0).all():
-        raise ValueError("stamps: expected strictly increasing times")
-    out_of_range = (rel_q < 0) | (rel_q > rel_s[-1])
-    if out_of_range.any():
-        bad = tq[out_of_range][0]
-        raise ValueError(f"t: {bad} lies outside the odometry time range [{st[0]}, {st[-1]}]; no extrapolation")
-    if st.size == 1:
-        out = np.repeat(p, len(tq), axis=0)
-    else:
-        i = np.clip(np.searchsorted(rel_s, rel_q, side="right") - 1, 0, st.size - 2)
-        a = ((rel_q - rel_s[i]) / (rel_s[i + 1] - rel_s[i]))[:, None]
-        xy = p[i, :2] + a * (p[i + 1, :2] - p[i, :2])
-        dyaw = np.angle(np.exp(1j * (p[i + 1, 2] - p[i, 2])))
-        yaw = p[i, 2] + a[:, 0] * dyaw
-        out = np.concatenate([xy, yaw[:, None]], -1)
-    data = torch.from_numpy(out)
-    data[:, 2] = wrap_angle(data[:, 2])
-    return SE2(data[0] if scalar else data)
-
-
-__all__ = ["OdometryTrack", "interpolate_odometry", "propagate_prior", "simulate_wheel_odometry"]
+__all__ = ["OdometryTrack", "simulate_wheel_odometry"]

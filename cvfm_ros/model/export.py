@@ -3,12 +3,8 @@
 The exported graph takes `ground` (B, 3, Hg, Wg), `aerial` (B, 3, Ha, Wa), `aerial_mpp` (B,) and
 `prior_yaw` (B,) (float32) and returns ONNX_OUTPUTS in that order; the camera is baked in as
 constants (export once per robot camera). Uses the TorchScript-based exporter (opset 17), which
-needs no extra package.
-
-`weighted_procrustes_2d` inverts its 3x3 information matrix with `torch.linalg.inv`, which has no
-standard ONNX operator; during export it is mapped to ONNX Runtime's `com.microsoft.Inverse`
-contrib operator, so the file runs in ONNX Runtime (CPU and CUDA) but not in runtimes without
-that operator (a closed-form 3x3 inverse in geometry/procrustes.py would remove this dependency).
+needs no extra package. The graph holds standard ONNX operators only (the Procrustes inverts its
+3x3 information matrix in closed form), so it also runs under TensorRT.
 """
 from __future__ import annotations
 
@@ -41,8 +37,28 @@ class _ExportWrapper(nn.Module):
         return tuple(out[k] for k in ONNX_OUTPUTS)
 
 
-def _inverse_symbolic(g: Any, x: Any) -> Any:
-    return g.op("com.microsoft::Inverse", x).setType(x.type())
+def export_module_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str],
+                       output_names: list[str], path: str | os.PathLike, opset: int = OPSET) -> Path:
+    """Export `module(*args)` at the args' fixed shapes to `path`, atomically (temporary file,
+    then rename; an interrupted export leaves no file). The module is traced in eval mode."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    modes = {m: m.training for m in module.modules()}  # a fresh wrapper is in training mode, its contents may not be
+    module.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer and deprecation chatter about the legacy exporter
+            # The TorchScript exporter needs no extra packages (the dynamo exporter needs onnxscript).
+            torch.onnx.export(module, args, tmp, input_names=list(input_names), output_names=list(output_names),
+                              opset_version=opset, dynamo=False, do_constant_folding=True)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        for m, training in modes.items():
+            m.training = training
+    return path
 
 
 def export_onnx(matcher: ViewBridgeMatcher, path: str | os.PathLike, batch_size: int = 1) -> None:
@@ -58,24 +74,7 @@ def export_onnx(matcher: ViewBridgeMatcher, path: str | os.PathLike, batch_size:
     ha, wa = matcher.config.aerial_hw
     args = (torch.rand(batch_size, 3, hg, wg), torch.rand(batch_size, 3, ha, wa),
             torch.full((batch_size,), 0.5), torch.zeros(batch_size))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    was_training = matcher.training
-    matcher.eval()
-    torch.onnx.register_custom_op_symbolic("aten::linalg_inv", _inverse_symbolic, OPSET)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer and deprecation chatter about the legacy exporter
-            torch.onnx.export(_ExportWrapper(matcher), args, tmp, input_names=list(ONNX_INPUTS),
-                              output_names=list(ONNX_OUTPUTS), opset_version=OPSET, dynamo=False,
-                              custom_opsets={"com.microsoft": 1})
-        os.replace(tmp, path)
-    finally:
-        torch.onnx.unregister_custom_op_symbolic("aten::linalg_inv", OPSET)
-        Path(tmp).unlink(missing_ok=True)
-        matcher.train(was_training)
+    export_module_onnx(_ExportWrapper(matcher), args, list(ONNX_INPUTS), list(ONNX_OUTPUTS), path)
 
 
 class OnnxMatcher:

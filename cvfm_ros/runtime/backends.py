@@ -68,18 +68,11 @@ class OnnxRuntimeBackend:
 
 def export_onnx(module: torch.nn.Module, example: dict[str, np.ndarray], input_names: list[str],
                 output_names: list[str], path: Path, opset: int = 17) -> Path:
-    """Export at the example's fixed shapes, atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".onnx.tmp")
+    """Export at the example's fixed shapes, atomically (see `cvfm_ros.model.export`)."""
+    from ..model.export import export_module_onnx
+
     args = tuple(torch.as_tensor(example[n]) for n in input_names)
-    module = module.cpu().eval()
-    with torch.no_grad():
-        # The TorchScript exporter needs no extra packages (the dynamo exporter needs onnxscript).
-        torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=output_names,
-                          opset_version=opset, dynamo=False, do_constant_folding=True)
-    tmp.replace(path)
-    return path
+    return export_module_onnx(module.cpu(), args, input_names, output_names, path, opset)
 
 
 def cache_key(state: dict[str, torch.Tensor], extra: str) -> str:

@@ -39,25 +39,35 @@ def map_from_odom(map_from_base: np.ndarray, odom_from_base: np.ndarray) -> np.n
     return compose(map_from_base, inverse(odom_from_base))
 
 
-def covariance_to_ros(cov3: np.ndarray) -> list[float]:
-    """3x3 over (x, y, yaw) -> row-major 6x6 over (x, y, z, roll, pitch, yaw) as a list of 36."""
-    cov3 = np.asarray(cov3, dtype=float)
-    if cov3.shape != (3, 3) or not np.isfinite(cov3).all():
-        raise ValueError(f"cov3: expected a finite 3x3 matrix, got shape {cov3.shape}")
+# Indices of (x, y, yaw) in ROS's row-major 6x6 covariance over (x, y, z, roll, pitch, yaw);
+# the same indices select (vx, vy, wz) in a twist covariance.
+PLANAR_AXES = (0, 1, 5)
+
+
+def covariance_to_ros(cov3: np.ndarray | None) -> list[float]:
+    """3x3 over (x, y, yaw) -> row-major 6x6 over (x, y, z, roll, pitch, yaw) as a list of 36.
+
+    Convention: z, roll and pitch get `UNESTIMATED_VARIANCE` on the diagonal; `None` gives that
+    variance on every axis (nothing estimated). Also used for twists over (vx, vy, wz).
+    """
     out = np.zeros((6, 6))
-    idx = [0, 1, 5]
-    out[np.ix_(idx, idx)] = cov3
-    out[2, 2] = out[3, 3] = out[4, 4] = UNESTIMATED_VARIANCE
+    np.fill_diagonal(out, UNESTIMATED_VARIANCE)
+    if cov3 is not None:
+        cov3 = np.asarray(cov3, dtype=float)
+        if cov3.shape != (3, 3) or not np.isfinite(cov3).all():
+            raise ValueError(f"covariance: expected a finite 3x3 matrix, got shape {cov3.shape}")
+        if not np.allclose(cov3, cov3.T, atol=1e-9 * max(1.0, float(np.abs(cov3).max()))):
+            raise ValueError("covariance: expected a symmetric 3x3 matrix")
+        out[np.ix_(PLANAR_AXES, PLANAR_AXES)] = cov3
     return out.reshape(-1).tolist()
 
 
 def covariance_from_ros(cov36) -> np.ndarray:
-    """Row-major 6x6 (36 values) -> 3x3 over (x, y, yaw)."""
+    """Row-major 6x6 (36 values) -> 3x3 over (x, y, yaw) (or (vx, vy, wz))."""
     full = np.asarray(cov36, dtype=float)
     if full.size != 36:
-        raise ValueError(f"covariance: expected 36 values, got {full.size}")
-    idx = [0, 1, 5]
-    return full.reshape(6, 6)[np.ix_(idx, idx)].copy()
+        raise ValueError(f"covariance: expected 36 values (row-major 6x6), got {full.size}")
+    return full.reshape(6, 6)[np.ix_(PLANAR_AXES, PLANAR_AXES)].copy()
 
 
 def covariance_ellipse(cov2: np.ndarray, sigma: float = 2.0) -> tuple[float, float, float]:
