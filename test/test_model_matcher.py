@@ -236,6 +236,19 @@ def test_loss_decreases_on_a_fixed_flat_world_batch():
     assert history[-1]["pose"] < 0.5 * history[0]["pose"]
 
 
+def test_pose_loss_waits_then_ramps_up():
+    model = _tiny()
+    batch, targets = _batch(b=2, seed=2)
+    out = model(batch)
+    loss_fn = ViewBridgeLoss(LossConfig(pose_start_step=10, pose_warmup_steps=20))
+    base = lambda t: t["matching"] + 0.1 * t["surface"]  # noqa: E731
+    for step, ramp in ((0, 0.0), (9, 0.0), (20, 0.5), (30, 1.0), (500, 1.0), (None, 1.0)):
+        t = loss_fn(model, out, targets, step=step)
+        assert float(t["total"]) == pytest.approx(float(base(t) + 0.1 * ramp * t["pose"]), rel=1e-5), step
+    with pytest.raises(ValueError, match="pose_start_step"):
+        LossConfig(pose_start_step=-1)
+
+
 def test_ablation_switches_change_the_module_graph():
     full = _tiny()
     no_surface = _tiny(use_surface_model=False)

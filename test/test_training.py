@@ -1,6 +1,7 @@
 """`cvfm-ros train`: real optimisation steps on generated pairs, resumable weights-only checkpoints,
 and the release step that makes the shipped weights file."""
 import json
+import math
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ def _config(tmp_path, **overrides):
            "data": {"styles": ["suburb"], "seed": 3, "length": 64, "pairs_per_world": 8, "workers": 0,
                     "correspondences": 256},
            "optim": {"batch_size": 2, "steps": 2, "warmup_steps": 1, "threads": 1},
-           "log_every": 1, "checkpoint_every": 1, **overrides}
+           "log_every": 1, "checkpoint_every": 5, "keep_steps": [1], **overrides}
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -25,10 +26,13 @@ def _config(tmp_path, **overrides):
 
 def test_train_resume_and_release(tmp_path):
     config = _config(tmp_path)
-    assert main(["train", "--config", str(config)]) == 0
+    # Stopped early: the learning rate follows the 3-step schedule of the config, not a 2-step one.
+    assert main(["train", "--config", str(config), "--steps", "3", "--stop-at", "2"]) == 0
     run = tmp_path / "run"
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
+    assert records[1]["lr"] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi / 3)))
+    assert read_checkpoint(run / "step_1.pt")["extra"]["step"] == 1
     assert all(torch.isfinite(torch.tensor(r["total"])) and r["matching"] > 0 for r in records)
     first = read_checkpoint(run / "last.pt")
     assert first["extra"]["step"] == 2 and "optimizer" in first["extra"]

