@@ -28,3 +28,47 @@ def test_eval_writes_the_documented_json(tmp_path):
 
 def test_eval_rejects_bad_count(tmp_path):
     assert main(["eval", "--matcher", "baseline", "--count", "0", "--json", str(tmp_path / "x.json")]) == 2
+
+
+def test_covariance_calibration_recovers_a_known_underestimate(tmp_path):
+    """A matcher whose errors are twice the standard deviation it reports needs a scale of 4."""
+    import numpy as np
+    import torch
+
+    from cvfm_ros.eval.benchmark import calibrate_covariance_scale
+
+    class Overconfident(torch.nn.Module):
+        config = type("C", (), {"ground_hw": (8, 16)})()
+
+        def __init__(self, errors):
+            super().__init__()
+            self.errors, self.k = errors, 0
+
+        def set_camera(self, camera):
+            self.camera = camera
+
+        def forward(self, batch):
+            truth = self.truths[self.k]
+            pose = torch.tensor(truth + self.errors[self.k])[None]
+            self.k += 1
+            return {"pose": pose, "valid": torch.tensor([True]),
+                    "covariance": torch.diag(torch.tensor([0.25, 0.25, 1e-4], dtype=torch.float64))[None]}
+
+    rng = np.random.default_rng(0)
+    count = 400
+    errors = rng.normal(size=(count, 3)) * 2 * np.sqrt([0.25, 0.25, 1e-4])
+    files, truths = [], []
+    for i in range(count):
+        pose, center = rng.uniform(-50, 50, 3), rng.uniform(-50, 50, 2)
+        pose[2] = rng.uniform(-3.0, 3.0)
+        path = tmp_path / f"p{i}.npz"
+        np.savez(path, ground=np.zeros((8, 16, 3), np.uint8), aerial=np.zeros((4, 4, 3), np.uint8), pose=pose,
+                 center=center, prior_yaw=pose[2], camera_height=1.7)
+        files.append(path)
+        truths.append(np.array([pose[0] - center[0], pose[1] - center[1], pose[2]]))
+    matcher = Overconfident(errors)
+    matcher.truths = truths
+    result = calibrate_covariance_scale(matcher, files, 0.4, (1e-9, 1e-9, 1e-12))
+    assert result["valid_pairs"] == count
+    assert 3.4 < result["covariance_scale"] < 4.7
+    assert result["median_nees_unscaled"] > 4 * 2.0

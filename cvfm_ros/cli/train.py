@@ -9,6 +9,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", required=True, help="training YAML, e.g. config/train_synth.yaml")
     parser.add_argument("--out", default=None, help="override out_dir")
     parser.add_argument("--steps", type=int, default=None, help="override optim.steps")
+    parser.add_argument("--calibrate", type=int, default=40, metavar="PAIRS",
+                        help="with --release: calibrate the covariance scale on this many validation pairs "
+                             "(synth-same protocol, seed 1: not a test draw); 0 skips it")
     parser.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                         help="stop after STEP, keeping the schedule of optim.steps (equal-budget ablations)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if out_dir has last.pt")
@@ -16,6 +19,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="after training, write the weights without optimizer state to PATH "
                              "(how cvfm_ros/weights/matcher.pt is made)")
     parser.set_defaults(func=run)
+
+
+def _calibrate(checkpoint, pairs: int, mpp: float) -> dict:
+    """Covariance calibration of a checkpoint on a validation draw (see eval.benchmark)."""
+    from .demo import DEFAULT_CACHE
+    from ..eval.benchmark import benchmark_pairs, calibrate_covariance_scale
+    from ..model import load_matcher
+    from ..runtime.localizer import COVARIANCE_FLOOR
+
+    matcher = load_matcher(checkpoint)
+    files = benchmark_pairs("synth-same", 1, pairs, DEFAULT_CACHE / "benchmarks", matcher.config.ground_hw,
+                            matcher.config.aerial_hw[0], mpp, 10.0)
+    result = calibrate_covariance_scale(matcher, files, mpp, COVARIANCE_FLOOR)
+    print(f"covariance calibration on {result['valid_pairs']}/{result['pairs']} valid validation pairs: "
+          f"median NEES {result['median_nees_unscaled']:.2f} unscaled -> scale {result['covariance_scale']:.3f}")
+    return {"covariance_scale": result["covariance_scale"]}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if args.release:
         from ..model import release_checkpoint
 
-        extra = release_checkpoint(path, args.release)
-        print(f"released {args.release} (step {extra['step']})")
+        runtime = {}
+        if args.calibrate > 0:
+            runtime = _calibrate(path, args.calibrate, cfg.data.aerial_mpp)
+        extra = release_checkpoint(path, args.release, runtime)
+        print(f"released {args.release} (step {extra['step']}, runtime {extra['runtime']})")
     return 0

@@ -95,6 +95,49 @@ def evaluate(matcher: torch.nn.Module, files: list[Path], mpp: float, progress: 
     }
 
 
+CHI2_3DOF_MEDIAN = 2.366  # median of a chi-square distribution with 3 degrees of freedom
+
+
+def calibrate_covariance_scale(matcher: torch.nn.Module, files: list[Path], mpp: float,
+                               floor: tuple[float, float, float]) -> dict:
+    """The factor s for which the covariance the localizer reports, s * matcher covariance + floor,
+    gives a median NEES over (x, y, yaw) equal to that of a calibrated 3-DoF estimate.
+
+    Only fixes the matcher calls valid count (the others are never published). The median, not
+    the mean, so that a few gross failures (which the session's gates handle) do not inflate
+    every covariance. Returns the scale, the number of valid pairs and the median NEES at s = 1.
+    """
+    from .metrics import nees
+
+    errors, covs = [], []
+    hg, wg = matcher.config.ground_hw
+    for path in files:
+        d = np.load(path)
+        matcher.set_camera(MountedCamera.panorama(wg, hg, float(d["camera_height"])))
+        batch = {"ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
+                 "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
+                 "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
+        with torch.inference_mode():
+            out = matcher(batch)
+        if not bool(out["valid"][0]):
+            continue
+        pose = out["pose"][0].double().numpy()
+        truth = np.array([d["pose"][0] - d["center"][0], d["pose"][1] - d["center"][1], d["pose"][2]])
+        dyaw = math.remainder(float(pose[2] - truth[2]), 2 * math.pi)
+        errors.append([pose[0] - truth[0], pose[1] - truth[1], dyaw])
+        covs.append(out["covariance"][0].double().numpy())
+    if len(errors) < 5:
+        raise ValueError(f"covariance calibration: only {len(errors)} valid fixes in {len(files)} pairs (need 5)")
+    e, c, fl = np.array(errors), np.array(covs), np.diag(floor)
+    median_nees = lambda s: float(np.median(nees(e, s * c + fl)))  # noqa: E731
+    lo, hi = 1e-3, 1e4  # the median NEES falls as s grows: bisect in log space
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if median_nees(mid) > CHI2_3DOF_MEDIAN else (lo, mid)
+    return {"covariance_scale": math.sqrt(lo * hi), "valid_pairs": len(errors), "pairs": len(files),
+            "median_nees_unscaled": median_nees(1.0)}
+
+
 def write_json(path: Path, payload: dict) -> None:
     atomic_write_bytes(path, json.dumps(payload, indent=2).encode())
 

@@ -129,19 +129,21 @@ def load_matcher(path: str | os.PathLike, config: MatcherConfig | None = None,
     return model.eval()
 
 
-def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> dict[str, Any]:
+def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
+                       runtime: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a shippable copy of a training checkpoint: weights, config and provenance only.
 
     The optimizer state (twice the weights' size) is dropped; the step, the training config and
-    the runtime metadata (`aerial_mpp`, from the training data) are kept, since `build_matcher`
-    reads them. Returns the written `extra`.
+    the runtime metadata (`aerial_mpp`, from the training data, plus `runtime`, e.g. a calibrated
+    `covariance_scale`) are kept, since `build_matcher` and the localizer read them. Returns the
+    written `extra`.
     """
     data = read_checkpoint(src)
     model = load_matcher(src)
     old = data["extra"]
     train_config = old.get("train_config", {})
     extra = {"step": int(old.get("step", 0)), "train_config": train_config,
-             "runtime": {"aerial_mpp": float(train_config.get("data", {}).get("aerial_mpp", 0.4))},
+             "runtime": {"aerial_mpp": float(train_config.get("data", {}).get("aerial_mpp", 0.4)), **(runtime or {})},
              "source": Path(src).name}
     save_checkpoint(dst, model, extra=extra)
     return extra

@@ -32,6 +32,8 @@ OUTPUTS = ["pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv",
 
 DEFAULT_AERIAL_MPP = 0.4  # the matchers' aerial patches: 128 px at 0.4 m = 51.2 m around the prior
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "matcher.pt"
+# Added to every fix's covariance over (x, y, yaw): no fix is trusted below 5 cm and 0.2 degrees.
+COVARIANCE_FLOOR = (0.05**2, 0.05**2, math.radians(0.2) ** 2)
 
 
 def build_matcher(settings) -> torch.nn.Module:
@@ -110,7 +112,7 @@ class Localizer:
         self.aerial_size = int(matcher.config.aerial_hw[0])
         self.aerial_mpp = float(meta.get("aerial_mpp", DEFAULT_AERIAL_MPP))
         self.covariance_scale = float(meta.get("covariance_scale", 1.0))
-        self.covariance_floor = np.diag(meta.get("covariance_floor", [0.05**2, 0.05**2, math.radians(0.2) ** 2]))
+        self.covariance_floor = np.diag(meta.get("covariance_floor", COVARIANCE_FLOOR))
         self._backends: dict[str, object] = {}
         self.backend_name = "not selected yet"
         self.backend_attempts: list[tuple[str, str]] = []
