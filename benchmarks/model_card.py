@@ -1,13 +1,16 @@
 """Evaluate the shipped matcher, its ablations and the classical baseline with `cvfm-ros eval`, and
 write the results table into docs/MODEL_CARD.md (between its eval-table markers).
 
-    .venv/bin/python benchmarks/model_card.py [--count 200] [--ablation-steps 500]
+    .venv/bin/python benchmarks/model_card.py [--count 200] [--ablation-steps 600]
 
 Every number in the table comes from an eval JSON written by `cvfm-ros eval` in this run (kept
 under --json-dir, per-sample errors included); nothing is typed in.
 """
 import argparse
+import datetime
 import json
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +23,7 @@ BEGIN, END = "<!-- eval-table:begin -->", "<!-- eval-table:end -->"
 
 def entries(ablation_steps: int, runs: Path) -> list[tuple[str, str, list[str]]]:
     """(label, json name, extra `cvfm-ros eval` arguments)."""
-    ablate = lambda v: str(runs / f"ablate_{ablation_steps}_{v}" / "last.pt")  # noqa: E731
+    ablate = lambda v: str(runs / v / f"step_{ablation_steps}.pt")  # noqa: E731
     return [
         ("**ViewBridge, shipped weights**", "model_cross", ["--matcher", "model"]),
         ("ViewBridge, shipped weights", "model_cross_unknown", ["--matcher", "model", "--orientation", "unknown"]),
@@ -36,11 +39,39 @@ def entries(ablation_steps: int, runs: Path) -> list[tuple[str, str, list[str]]]
     ]
 
 
+def targets_table(results: dict[str, dict]) -> str:
+    """Issue #4's targets against the measured values (cross-area test set)."""
+    m, mu, b = results["model_cross"], results["model_cross_unknown"], results["baseline_cross"]
+    med = lambda r: r["position_error_m"]["median"]  # noqa: E731
+    rows = [
+        ("median position error, orientation known", "≤ 0.50 m", f"{med(m):.2f} m", med(m) <= 0.5),
+        ("mean position error, orientation known", "≤ 1.00 m", f"{m['position_error_m']['mean']:.2f} m",
+         m["position_error_m"]["mean"] <= 1.0),
+        ("recall@1 m, orientation known", "≥ 80 %", f"{m['recall']['1m']:.0%}", m["recall"]["1m"] >= 0.8),
+        ("median yaw error, orientation known", "≤ 1.00°", f"{m['yaw_error_deg']['median']:.2f}°",
+         m["yaw_error_deg"]["median"] <= 1.0),
+        ("median position error, orientation unknown", "≤ 1.00 m", f"{med(mu):.2f} m", med(mu) <= 1.0),
+        ("matching precision@5 px", "≥ 50 %", f"{m['match_precision']['5px']:.0%}", m["match_precision"]["5px"] >= 0.5),
+        ("model median ≤ half the baseline's", f"≤ {0.5 * med(b):.2f} m", f"{med(m):.2f} m", med(m) <= 0.5 * med(b)),
+    ]
+    full = results.get("ablate_full")
+    for key, name in (("ablate_no_surface", "− Surface Model"), ("ablate_no_simrefiner", "− SimRefiner")):
+        what = f"{name} worse than the full model (same budget)"
+        if full is None or key not in results:
+            rows.append((what, "worse", "not measured", None))
+        else:
+            rows.append((what, f"> {med(full):.2f} m", f"{med(results[key]):.2f} m", med(results[key]) > med(full)))
+    lines = ["| target (synth-cross, prior ±10 m, ±10°) | goal | measured | met |", "| --- | --- | --- | --- |"]
+    verdict = {True: "yes", False: "**no**", None: "—"}
+    lines += [f"| {name} | {goal} | {got} | {verdict[ok]} |" for name, goal, got, ok in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ablation-steps", type=int, default=500)
+    parser.add_argument("--ablation-steps", type=int, default=600, help="the step at which the runs are compared")
     parser.add_argument("--runs", default=str(REPO / "out" / "train"), help="where the ablation runs live")
     parser.add_argument("--json-dir", default=str(REPO / "out" / "model_card"))
     parser.add_argument("--card", default=str(REPO / "docs" / "MODEL_CARD.md"))
@@ -48,22 +79,33 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.json_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, results = [], {}
+    missing = []
     for label, name, extra in entries(args.ablation_steps, Path(args.runs)):
+        if "--weights" in extra and not Path(extra[extra.index("--weights") + 1]).is_file():
+            missing.append(f"{label} ({extra[extra.index('--weights') + 1]} not found: train it with the commands above)")
+            continue
         path = out / f"{name}.json"
         if not (args.reuse and path.is_file()):
             cmd = [sys.executable, "-m", "cvfm_ros.cli.main", "eval", "--benchmark", "synth-cross", "--count",
                    str(args.count), "--seed", str(args.seed), *extra, "--json", str(path), "--quiet"]
             print(" ".join(cmd[2:]), flush=True)
             subprocess.run(cmd, check=True, cwd=REPO)
-        rows.append((label, json.loads(path.read_text())))
+        results[name] = json.loads(path.read_text())
+        rows.append((label, results[name]))
     card = Path(args.card)
     text = card.read_text()
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{card}: the markers {BEGIN} / {END} are missing")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    card.write_text(f"{head}{BEGIN}\n{markdown_table(rows)}\n{END}{tail}")
+    where = (f"Generated by `benchmarks/model_card.py --count {args.count} --seed {args.seed} --ablation-steps "
+             f"{args.ablation_steps}` on {datetime.date.today().isoformat()}: {platform.machine()}, "
+             f"{os.cpu_count()} CPUs, no GPU used; ms/pair is torch on the CPU, one pair per call.")
+    block = f"{where}\n\n{markdown_table(rows)}\n\n{targets_table(results)}"
+    if missing:
+        block += "\n\nRows not evaluated: " + "; ".join(missing) + "."
+    card.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
     print(f"wrote the table into {card}")
 
 
