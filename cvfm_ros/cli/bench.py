@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="measure localizer latency and memory per backend")
     parser.add_argument("--backends", default="torch,onnxruntime",
                         help="comma-separated: torch, onnxruntime, tensorrt (default: %(default)s)")
-    parser.add_argument("--matcher", default="baseline", choices=["model", "baseline"],
-                        help="model needs --weights while no trained weights ship (default: %(default)s)")
+    parser.add_argument("--matcher", default="model", choices=["model", "baseline"],
+                        help="model: the shipped ViewBridge weights (or --weights); baseline: classical NCC (default: %(default)s)")
     parser.add_argument("--weights", default="", help="checkpoint (default: the shipped weights)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--frames", type=int, default=60, help="measured frames (after warm-up)")
