@@ -98,9 +98,9 @@ def replay_one(bag: str, out: str, options: dict) -> dict:
     metrics = write_outputs(Path(out), result, localizer, f"cvfm_ros replay: {Path(bag).name}")
     metrics["report"] = str(Path(out) / "report.html")
     if options.get("out_bag"):
-        from ..eval.bag_replay import write_output_bag
-
         import shutil
+
+        from ..eval.bag_replay import write_output_bag
 
         bag_out, fresh = Path(out) / "localization", Path(out) / ".localization.new"
         shutil.rmtree(fresh, ignore_errors=True)

@@ -55,6 +55,19 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
     return files
 
 
+def load_pair(path: Path, matcher: torch.nn.Module, mpp: float) -> tuple[dict, np.ndarray, dict]:
+    """A benchmark pair ready for `matcher` (its camera set): the batch, the true pose (3,) of
+    base_link in the patch frame, and the stored arrays."""
+    d = np.load(path)
+    hg, wg = matcher.config.ground_hw
+    matcher.set_camera(MountedCamera.panorama(wg, hg, float(d["camera_height"])))
+    batch = {"ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
+             "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
+             "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
+    truth = np.array([d["pose"][0] - d["center"][0], d["pose"][1] - d["center"][1], d["pose"][2]])
+    return batch, truth, d
+
+
 def evaluate(matcher: torch.nn.Module, files: list[Path], mpp: float, progress: bool = True) -> dict:
     """Run the matcher on every pair; per-sample errors plus the summary of the conventions."""
     from tqdm import tqdm
@@ -62,16 +75,11 @@ def evaluate(matcher: torch.nn.Module, files: list[Path], mpp: float, progress: 
     pos_err, yaw_err, ms, prec = [], [], [], []
     hg, wg = matcher.config.ground_hw
     for path in tqdm(files, disable=not progress, desc="eval", unit="pair"):
-        d = np.load(path)
-        matcher.set_camera(MountedCamera.panorama(wg, hg, float(d["camera_height"])))
-        batch = {"ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
-                 "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
-                 "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
+        batch, truth, d = load_pair(path, matcher, mpp)
         started = time.perf_counter()
         with torch.inference_mode():
             out = matcher(batch)
         ms.append((time.perf_counter() - started) * 1e3)
-        truth = np.array([d["pose"][0] - d["center"][0], d["pose"][1] - d["center"][1], d["pose"][2]])
         pose = out["pose"][0].double().numpy()
         pos_err.append(float(position_error_m(pose[:2], truth[:2])))
         yaw_err.append(float(yaw_error_deg(pose[2], truth[2])))
@@ -110,19 +118,13 @@ def calibrate_covariance_scale(matcher: torch.nn.Module, files: list[Path], mpp:
     from .metrics import nees
 
     errors, covs = [], []
-    hg, wg = matcher.config.ground_hw
     for path in files:
-        d = np.load(path)
-        matcher.set_camera(MountedCamera.panorama(wg, hg, float(d["camera_height"])))
-        batch = {"ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
-                 "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
-                 "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
+        batch, truth, _ = load_pair(path, matcher, mpp)
         with torch.inference_mode():
             out = matcher(batch)
         if not bool(out["valid"][0]):
             continue
         pose = out["pose"][0].double().numpy()
-        truth = np.array([d["pose"][0] - d["center"][0], d["pose"][1] - d["center"][1], d["pose"][2]])
         dyaw = math.remainder(float(pose[2] - truth[2]), 2 * math.pi)
         errors.append([pose[0] - truth[0], pose[1] - truth[1], dyaw])
         covs.append(out["covariance"][0].double().numpy())

@@ -39,6 +39,10 @@ class PanoramaCamera:
 
     kind = "panorama"
 
+    def resized(self, width: int, height: int) -> "PanoramaCamera":
+        """The same panorama for the image resized to width x height."""
+        return PanoramaCamera(width, height)
+
     def project(self, points: torch.Tensor, eps: float = 1e-9) -> tuple[torch.Tensor, torch.Tensor]:
         """Points (..., 3) in the panorama frame -> pixels (..., 2) as (u, v) and valid (...,) bool.
 
@@ -88,6 +92,15 @@ class PinholeCamera:
                 raise ValueError(f"PinholeCamera: {name} must be a positive focal length in pixels, got {value}")
         if len(self.distortion) not in (4, 5, 8):
             raise ValueError(f"PinholeCamera: distortion must have 4, 5 or 8 coefficients, got {len(self.distortion)}")
+
+    def resized(self, width: int, height: int) -> "PinholeCamera":
+        """The same camera for the image resized to width x height.
+
+        Convention: OpenCV pixel centres are kept ((c + 0.5) scales); the distortion acts on
+        normalised coordinates, so it is unchanged."""
+        sx, sy = width / self.width, height / self.height
+        return PinholeCamera(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
+                             width, height, self.distortion)
 
     @classmethod
     def from_camera_info(cls, k: list[float] | np.ndarray, d: list[float] | np.ndarray, width: int, height: int) -> "PinholeCamera":
@@ -179,6 +192,10 @@ class MountedCamera:
         # Pitch about base_link +y: positive pitch turns +x towards -z (down).
         pitch = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
         return cls(camera, SE3(pitch @ BASE_FROM_OPTICAL, torch.tensor([0.0, 0.0, float(height_m)])))
+
+    def resized(self, width: int, height: int) -> "MountedCamera":
+        """The same mounted camera for the image resized to width x height."""
+        return MountedCamera(self.camera.resized(width, height), self.base_from_camera)
 
     @property
     def height_m(self) -> float:

@@ -62,16 +62,10 @@ def camera_key(mounted: MountedCamera) -> tuple:
 
 
 def resize_camera(mounted: MountedCamera, width: int, height: int) -> MountedCamera:
-    """The same camera for the image resized to width x height (OpenCV pixel centres kept)."""
-    cam = mounted.camera
-    if isinstance(cam, PinholeCamera):
-        if cam.is_distorted:
-            raise ValueError("ground camera: distorted pinhole images must be undistorted before training")
-        sx, sy = width / cam.width, height / cam.height
-        cam = PinholeCamera(cam.fx * sx, cam.fy * sy, (cam.cx + 0.5) * sx - 0.5, (cam.cy + 0.5) * sy - 0.5, width, height)
-    else:
-        cam = PanoramaCamera(width, height)
-    return MountedCamera(cam, mounted.base_from_camera)
+    """`mounted.resized`, for an undistorted camera: batches carry intrinsics without distortion."""
+    if isinstance(mounted.camera, PinholeCamera) and mounted.camera.is_distorted:
+        raise ValueError("ground camera: distorted pinhole images must be undistorted before training")
+    return mounted.resized(width, height)
 
 
 def aerial_crop(aerial: np.ndarray, mpp: float, centre_px: tuple[float, float], coverage_m: float,
@@ -95,7 +89,9 @@ def aerial_crop(aerial: np.ndarray, mpp: float, centre_px: tuple[float, float], 
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
+    """(H, W, 3) uint8, or float already in [0, 1] -> (3, H, W) float in [0, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
+    return t / 255.0 if image.dtype == np.uint8 else t
 
 
 def detect_source(root: str | Path) -> str:
@@ -105,8 +101,10 @@ def detect_source(root: str | Path) -> str:
         raise ValueError(f"data.source: {root} is not a directory (expected 'synth' or a dataset folder)")
     if (root / "index.json").is_file():
         return "cvfm"
-    if (root / "splits__corrected").is_dir() or (root / "splits").is_dir() and any((root / c).is_dir() for c in
-                                                                                     ("NewYork", "Seattle", "SanFrancisco", "Chicago")):
+    from ..data.real.vigor import VIGOR_CITIES
+
+    has_cities = any((root / c).is_dir() for c in VIGOR_CITIES)
+    if (root / "splits__corrected").is_dir() or ((root / "splits").is_dir() and has_cities):
         return "vigor"
     if (root / "raw_data").is_dir() and (root / "satmap").is_dir():
         return "kitti"
@@ -135,7 +133,9 @@ class DatasetPairs(torch.utils.data.Dataset):
             from ..data.synth.dataset import CVFMDataset
 
             self.source = CVFMDataset(self.root, split)
-            self.keys = [self._cvfm_key(i) for i in range(len(self.source))]
+            # One read of each meta.json: the camera groups batches, the rest re-samples the pair.
+            self.meta = [self._cvfm_meta(i) for i in range(len(self.source))]
+            self.keys = [camera_key(m["camera"]) for m in self.meta]
         elif self.kind == "vigor":
             from ..data.real.vigor import VigorDataset
 
@@ -150,16 +150,16 @@ class DatasetPairs(torch.utils.data.Dataset):
         if not len(self.source):
             raise ValueError(f"data.source: {self.root} has no {split!r} pairs")
 
-    def _cvfm_key(self, i: int) -> tuple:
+    def _cvfm_meta(self, i: int) -> dict:
+        """What training needs of a pair's meta.json: its camera, aerial resolution and size, BEV grid."""
         meta = json.loads((self.root / "pairs" / self.source.ids[i] / "meta.json").read_text())
-        return camera_key(self._cvfm_camera(meta))
-
-    def _cvfm_camera(self, meta: dict) -> MountedCamera:
         c = meta["camera"]
         m = torch.tensor(c["base_from_camera"], dtype=torch.float64)
         cam = (PinholeCamera(c["fx"], c["fy"], c["cx"], c["cy"], c["width"], c["height"]) if c["model"] == "pinhole"
                else PanoramaCamera(c["width"], c["height"]))
-        return MountedCamera(cam, SE3(m[:3, :3], m[:3, 3]))
+        b = meta.get("bev", {})
+        return {"camera": MountedCamera(cam, SE3(m[:3, :3], m[:3, 3])), "mpp": float(meta["aerial"]["mpp"]),
+                "size": int(meta["aerial"]["size"]), "bev": (b.get("rows"), b.get("cols"), b.get("cell_m"))}
 
     def __len__(self) -> int:
         return len(self.source)
@@ -192,16 +192,15 @@ class DatasetPairs(torch.utils.data.Dataset):
                           np.zeros((self.k, 2), np.float32), np.zeros(self.k, bool), None)
 
     def _cvfm_item(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        pair_id = self.source.ids[index]
-        item = self.source[index]
-        meta = json.loads((self.root / "pairs" / pair_id / "meta.json").read_text())
+        item, meta = self.source[index], self.meta[index]
         hg, wg = self.ground_hw
-        mpp = float(meta["aerial"]["mpp"])
-        size = int(meta["aerial"]["size"])
-        ground = (item["ground"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        aerial = (item["aerial"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        crop, src_to_dst = aerial_crop(aerial, mpp, ((size - 1) / 2, (size - 1) / 2), self.coverage_m, self.aerial_px)
-        mounted = resize_camera(self._cvfm_camera(meta), wg, hg)
+        size = meta["size"]
+        # CVFMDataset gives float images in [0, 1]; OpenCV re-samples them as they are.
+        ground = np.ascontiguousarray(item["ground"].permute(1, 2, 0).numpy())
+        aerial = np.ascontiguousarray(item["aerial"].permute(1, 2, 0).numpy())
+        crop, src_to_dst = aerial_crop(aerial, meta["mpp"], ((size - 1) / 2, (size - 1) / 2), self.coverage_m,
+                                       self.aerial_px)
+        mounted = resize_camera(meta["camera"], wg, hg)
         ground = cv2.resize(ground, (wg, hg), interpolation=cv2.INTER_AREA)
         vis = np.flatnonzero(item["visible"].numpy())
         pick = rng.choice(vis, size=min(self.k, len(vis)), replace=False) if len(vis) else np.zeros(0, int)
@@ -211,8 +210,7 @@ class DatasetPairs(torch.utils.data.Dataset):
         corr[: len(pick)] = uv @ src_to_dst[:, :2].T + src_to_dst[:, 2]
         valid[: len(pick)] = True
         surface = None
-        b = meta.get("bev", {})
-        if self.bev is not None and (b.get("rows"), b.get("cols"), b.get("cell_m")) == (self.bev.rows, self.bev.cols, self.bev.cell_m):
+        if self.bev is not None and meta["bev"] == (self.bev.rows, self.bev.cols, self.bev.cell_m):
             surface = item["bev_height"]
         pose = item["pose_in_patch"].double().numpy()
         return self._item(ground, crop, mounted, pose[:2], pose[2], float(item["prior_yaw"]), corr, valid, surface)

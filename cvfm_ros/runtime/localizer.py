@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..geometry import MetricGrid, MountedCamera, PanoramaCamera, PinholeCamera
+from ..geometry import MetricGrid, MountedCamera, PinholeCamera
 from .backends import cache_key, select_backend
 from .frames import wrap
 from .result import LocalizationResult, Matches, Status
@@ -75,12 +75,7 @@ class ExportableMatcher(torch.nn.Module):
 def _model_camera(camera: MountedCamera, size: tuple[int, int]) -> tuple[MountedCamera, float, float]:
     """The camera at the matcher's input size (width, height) and the (sx, sy) pixel scale."""
     width, height = size
-    cam = camera.camera
-    sx, sy = width / cam.width, height / cam.height
-    if isinstance(cam, PanoramaCamera):
-        return MountedCamera(PanoramaCamera(width, height), camera.base_from_camera), sx, sy
-    scaled = PinholeCamera(cam.fx * sx, cam.fy * sy, (cam.cx + 0.5) * sx - 0.5, (cam.cy + 0.5) * sy - 0.5, width, height)
-    return MountedCamera(scaled, camera.base_from_camera), sx, sy
+    return camera.resized(width, height), width / camera.camera.width, height / camera.camera.height
 
 
 def _camera_key(camera: MountedCamera) -> str:

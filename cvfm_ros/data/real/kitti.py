@@ -206,7 +206,7 @@ def _fit_camera(cam: PinholeCamera, width: int, height: int) -> PinholeCamera:
     sx, sy = width / cam.width, height / cam.height
     if abs(sx - 1) <= 0.01 and abs(sy - 1) <= 0.01:
         return PinholeCamera(cam.fx, cam.fy, cam.cx, cam.cy, width, height)
-    return PinholeCamera(cam.fx * sx, cam.fy * sy, (cam.cx + 0.5) * sx - 0.5, (cam.cy + 0.5) * sy - 0.5, width, height)
+    return cam.resized(width, height)
 
 
 def _split_name(name: str) -> tuple[str, str, str]:
