@@ -243,7 +243,7 @@ def test_pose_loss_waits_then_ramps_up():
     loss_fn = ViewBridgeLoss(LossConfig(pose_start_step=10, pose_warmup_steps=20))
     base = lambda t: t["matching"] + 0.1 * t["surface"]  # noqa: E731
     for step, ramp in ((0, 0.0), (9, 0.0), (20, 0.5), (30, 1.0), (500, 1.0), (None, 1.0)):
-        t = loss_fn(model, out, targets, step=step)
+        t = {k: v.detach() for k, v in loss_fn(model, out, targets, step=step).items()}
         assert float(t["total"]) == pytest.approx(float(base(t) + 0.1 * ramp * t["pose"]), rel=1e-5), step
     with pytest.raises(ValueError, match="pose_start_step"):
         LossConfig(pose_start_step=-1)

@@ -116,19 +116,24 @@ def drive_data(tiny_drive):
     return tiny_drive, *_drive_messages(tiny_drive)
 
 
-def _stream(h: Harness, odom, images, every=5, settle=1.5, max_images=None):
-    """Publish odometry up to each image stamp, then the image; wait for it to be processed."""
+def _stream(h: Harness, odom, images, every=5, settle=1.5, max_images=None, odometry_lags=False):
+    """Publish odometry up to each image stamp, then the image (or, with `odometry_lags`, the image
+    first, as a camera driver that beats the odometry does); wait for it to be processed."""
     published = []
     k = 0
     for n, (stamp, image) in enumerate(images[::every]):
         if max_images and n >= max_images:
             break
+        before = len(h.poses)
+        if odometry_lags:
+            h.publish_image(stamp, image)
+            time.sleep(0.05)
         while k < len(odom) and odom[k][0] <= stamp + 50_000_000:
             h.publish_odom(*odom[k])
             k += 1
-        time.sleep(0.05)
-        before = len(h.poses)
-        h.publish_image(stamp, image)
+        if not odometry_lags:
+            time.sleep(0.05)
+            h.publish_image(stamp, image)
         published.append(stamp)
         h.wait_for(lambda: len(h.poses) > before or h.node.session.stats.frames >= len(published), settle)
     return published
@@ -137,9 +142,10 @@ def _stream(h: Harness, odom, images, every=5, settle=1.5, max_images=None):
 def test_poses_arrive_in_map_with_image_stamps_and_covariance(drive_data):
     drive, truth, odom, images = drive_data
     t0 = images[0][0]
-    h = Harness(_overrides(drive, truth[t0]), _domain())
+    # odom_wait_s is generous so that a loaded CI machine cannot turn the wait into an extrapolation
+    h = Harness(_overrides(drive, truth[t0], odom_wait_s=2.0), _domain())
     try:
-        published = _stream(h, odom, images, every=5, settle=8.0)
+        published = _stream(h, odom, images, every=5, settle=8.0, odometry_lags=True)
         assert h.wait_for(lambda: len(h.poses) >= 3, 10.0), h.last_diag()
         for pose in h.poses:
             assert pose.header.frame_id == "map"
@@ -158,11 +164,11 @@ def test_poses_arrive_in_map_with_image_stamps_and_covariance(drive_data):
         stamp_of = lambda p: p.header.stamp.sec * 10**9 + p.header.stamp.nanosec  # noqa: E731
         assert h.wait_for(lambda: any(stamp_of(p) == stamp for p in h.poses), 5.0)
         last = next(p for p in h.poses if stamp_of(p) == stamp)
-        odom_pose = dict(odom).get(stamp)
-        if odom_pose is not None:
-            fix = np.array([last.pose.pose.position.x, last.pose.pose.position.y,
-                            2 * math.atan2(last.pose.pose.orientation.z, last.pose.pose.orientation.w)])
-            assert np.allclose(compose(m_o, odom_pose)[:2], fix[:2], atol=1e-6)
+        odom_pose = dict(odom)[stamp]  # the drive has odometry at every image stamp
+        fix = np.array([last.pose.pose.position.x, last.pose.pose.position.y,
+                        2 * math.atan2(last.pose.pose.orientation.z, last.pose.pose.orientation.w)])
+        # exact only because the node waited for the lagging odometry instead of extrapolating
+        assert np.allclose(compose(m_o, odom_pose)[:2], fix[:2], atol=1e-6)
         assert h.wait_for(lambda: h.last_diag().get("frames", "0") != "0", 3.0)
         diag = h.last_diag()
         assert diag["tf_output"] == ("available" if TF2_AVAILABLE else "unavailable: tf2_ros is not installed")
@@ -227,18 +233,20 @@ def test_flood_keeps_no_backlog_and_time_jump_resets(drive_data):
     try:
         _stream(h, odom, images, every=10, settle=4.0)
         assert h.poses, h.last_diag()
-        # A 30 Hz flood (the robot stands still): the newest frame wins, the rest are dropped.
+        # A 30 Hz flood in bursts of three (a driver that delivers frames in bunches; the robot stands
+        # still): frames arrive faster than any matcher here, so the newest wins and the rest are dropped.
         import resource
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         last_stamp, last_image = images[-1]
         last_odom = odom[-1][1]
         start, n = time.time(), 0
         while time.time() - start < 6.0:
-            stamp = last_stamp + (n + 1) * 33_000_000
-            h.publish_odom(stamp, last_odom)
-            h.publish_image(stamp, last_image)
-            n += 1
-            time.sleep(1 / 30)
+            for _ in range(3):
+                stamp = last_stamp + (n + 1) * 33_000_000
+                h.publish_odom(stamp, last_odom)
+                h.publish_image(stamp, last_image)
+                n += 1
+            time.sleep(0.1)
         assert h.wait_for(lambda: h.node._slot._item is None, 5.0)  # nothing left waiting: no backlog
         stats = h.node.session.stats
         assert stats.dropped_frames > 0 and stats.frames < n + len(images)
@@ -249,6 +257,9 @@ def test_flood_keeps_no_backlog_and_time_jump_resets(drive_data):
         h.publish_image(images[0][0], images[0][1])
         assert h.wait_for(lambda: h.node.session.stats.time_jumps >= 1, 5.0)
         time.sleep(0.5)
-        assert len(h.poses) == poses_before
+        # (the last flood frame may still be in flight on a loaded machine: only the restarted stamp counts)
+        restarted = [p for p in h.poses[poses_before:]
+                     if p.header.stamp.sec * 10**9 + p.header.stamp.nanosec == images[0][0]]
+        assert restarted == []
     finally:
         h.close()

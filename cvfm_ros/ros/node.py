@@ -58,6 +58,7 @@ class LocalizerNode(LifecycleNode):
         declare_settings(self, NodeSettings)
         self._factory = localizer_factory or _default_factory
         self._lock = threading.Lock()
+        self._odometry_arrived = threading.Condition(self._lock)
         self._slot = LatestSlot()
         self._worker: threading.Thread | None = None
         self._running = False
@@ -177,6 +178,7 @@ class LocalizerNode(LifecycleNode):
             pose = odometry_to_pose(msg)
             with self._lock:
                 self.session.on_odometry(stamp_to_sec(msg.header.stamp), pose)
+                self._odometry_arrived.notify_all()
         except ValueError as exc:
             self._bad_input("odom", str(exc))
 
@@ -257,6 +259,13 @@ class LocalizerNode(LifecycleNode):
                 continue
             stamp = stamp_to_sec(msg.header.stamp)
             with self._lock:
+                if self.session is None:
+                    return
+                # Odometry often lags the camera by a few ms; waiting briefly for it makes the prior and
+                # map->odom interpolate instead of extrapolate. Bounded, so a dead odometry topic costs little.
+                self._odometry_arrived.wait_for(lambda: self.session is None
+                                                or self.session.tracker.odometry_covers(stamp),
+                                                timeout=self.settings.odom_wait_s)
                 if self.session is None:
                     return
                 result = self.session.on_image(image, stamp, camera)

@@ -75,6 +75,10 @@ class PriorTracker:
     def has_fix(self) -> bool:
         return self._fix is not None
 
+    def odometry_covers(self, stamp: float) -> bool:
+        """True when the buffer holds odometry at or after `stamp` (the prior interpolates, not extrapolates)."""
+        return bool(self._stamps) and self._stamps[-1] >= stamp
+
     def check_time(self, stamp: float, stream: str = "odom") -> bool:
         """Record a stamp of one input stream ("odom", "image", ...); if it jumped backwards by more
         than `time_jump_s` (a bag restarted, sim time reset), reset everything and return True."""

@@ -116,6 +116,8 @@ class NodeSettings:
     leaf_frame: str = _f("cvfm_base_link", "child frame of the TF in leaf mode", **RO)
     use_compressed: bool = _f(False, "subscribe to image/compressed (sensor_msgs/CompressedImage)", **RO)
     diagnostics_period_s: float = _f(1.0, "period of /diagnostics", range=(0.05, 60.0), **RO)
+    odom_wait_s: float = _f(0.1, "how long an image waits for odometry at or past its stamp before the "
+                            "prior and map->odom use extrapolated odometry", range=(0.0, 2.0), **RO)
     initial_pose: InitialPoseSettings = field(default_factory=InitialPoseSettings)
     prior: PriorConfig = field(default_factory=PriorConfig)
     datum: DatumSettings = field(default_factory=DatumSettings)
