@@ -61,3 +61,28 @@ def test_train_rejects_bad_settings(tmp_path):
     assert main(["train", "--config", str(_config(tmp_path)), "--steps", "0"]) == 2
     bad = _config(tmp_path, optim={"batch_size": 2, "stepz": 3})
     assert main(["train", "--config", str(bad)]) == 2
+
+
+def test_train_starts_from_given_weights(tmp_path, capsys):
+    # Stage 1: one step from scratch, released as a weights file.
+    first = tmp_path / "first.pt"
+    assert main(["train", "--config", str(_config(tmp_path)), "--steps", "1", "--release", str(first),
+                 "--calibrate", "0"]) == 0
+    start = read_checkpoint(first)["state_dict"]
+    # Stage 2 starts from those weights: after zero learning rate steps they are unchanged (so they were
+    # loaded, not a fresh initialisation), with a fresh step count.
+    stage2 = tmp_path / "stage2"
+    stage2.mkdir()
+    cfg = _config(stage2, init_from=str(first), optim={"batch_size": 2, "steps": 1, "lr": 0.0, "warmup_steps": 1,
+                                                     "threads": 1})
+    assert main(["train", "--config", str(cfg)]) == 0
+    after = read_checkpoint(stage2 / "run" / "last.pt")
+    assert after["extra"]["step"] == 1
+    for k, v in start.items():
+        assert torch.equal(v, after["state_dict"][k]), k
+    # Weights of another architecture are refused, naming the setting.
+    other = _config(stage2, init_from=str(first), use_simrefiner=False)
+    (stage2 / "run" / "last.pt").unlink()
+    capsys.readouterr()
+    assert main(["train", "--config", str(other)]) == 2
+    assert "init_from" in capsys.readouterr().err

@@ -14,6 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights", default="", help="checkpoint (default: the shipped weights)")
     parser.add_argument("--orientation", default="known", choices=["known", "unknown"],
                         help="known: prior yaw within ±10 deg; unknown: any yaw")
+    parser.add_argument("--yaw-step", type=float, default=20.0,
+                        help="the model runs at yaw hypotheses this many degrees apart where the prior yaw range "
+                             "is wider than one step (orientation unknown); 0 = one run at the prior yaw")
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="another draw of the same protocol")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE / "benchmarks"))
@@ -31,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count <= 0:
         raise ValueError(f"--count: expected a positive number, got {args.count}")
+    if not 0 <= args.yaw_step <= 180:
+        raise ValueError(f"--yaw-step: expected degrees in [0, 180], got {args.yaw_step}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     matcher = build_matcher(MatcherSettings(kind=args.matcher, weights=args.weights)).eval()
     mpp = float(matcher.runtime_metadata.get("aerial_mpp", 0.4))
@@ -39,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
     yaw_noise = 10.0 if args.orientation == "known" else 180.0
     files = benchmark_pairs(args.benchmark, args.seed, args.count, Path(args.cache), matcher.config.ground_hw,
                             matcher.config.aerial_hw[0], mpp, yaw_noise)
-    result = evaluate(matcher, files, mpp, progress=not args.quiet)
+    result = evaluate(matcher, files, mpp, progress=not args.quiet, prior_yaw_range_deg=yaw_noise,
+                      yaw_step_deg=args.yaw_step)
     result["settings"] = {"data": args.benchmark, "seed": args.seed, "matcher": args.matcher,
                           "weights": args.weights or "shipped", "orientation": args.orientation,
                           "prior_xy_m": PRIOR_XY_M, "prior_yaw_deg": yaw_noise, "aerial_mpp": mpp,
+                          "yaw_step_deg": args.yaw_step,
                           "aerial_px": matcher.config.aerial_hw[0]}
     write_json(Path(args.json), result)
     p, y, r = result["position_error_m"], result["yaw_error_deg"], result["recall"]

@@ -68,18 +68,30 @@ def load_pair(path: Path, matcher: torch.nn.Module, mpp: float) -> tuple[dict, n
     return batch, truth, d
 
 
-def evaluate(matcher: torch.nn.Module, files: list[Path], mpp: float, progress: bool = True) -> dict:
-    """Run the matcher on every pair; per-sample errors plus the summary of the conventions."""
+def evaluate(matcher: torch.nn.Module, files: list[Path], mpp: float, progress: bool = True,
+             prior_yaw_range_deg: float = 10.0, yaw_step_deg: float = 0.0) -> dict:
+    """Run the matcher on every pair; per-sample errors plus the summary of the conventions.
+
+    With `yaw_step_deg` > 0 a matcher that supports it runs at yaw hypotheses that far apart across
+    the benchmark's uniform prior yaw range ±`prior_yaw_range_deg` (model/yaw_search.py), as the
+    runtime localizer does with a loose prior; one hypothesis where the range fits in one step."""
     from tqdm import tqdm
 
-    pos_err, yaw_err, ms, prec = [], [], [], []
+    from ..model.yaw_search import search_yaw, yaw_hypotheses
+
+    pos_err, yaw_err, ms, prec, hypotheses = [], [], [], [], []
     hg, wg = matcher.config.ground_hw
+    search = yaw_step_deg > 0 and getattr(matcher, "yaw_search", True)
     for path in tqdm(files, disable=not progress, desc="eval", unit="pair"):
         batch, truth, d = load_pair(path, matcher, mpp)
+        # the uniform ±range is covered as the ±3 sigma of yaw_hypotheses
+        yaws = (yaw_hypotheses(float(batch["prior_yaw"][0]), math.radians(prior_yaw_range_deg) / 3,
+                               math.radians(yaw_step_deg)) if search else batch["prior_yaw"].numpy())
         started = time.perf_counter()
         with torch.inference_mode():
-            out = matcher(batch)
+            out = matcher(batch) if len(yaws) == 1 else search_yaw(matcher, batch, yaws)[0]
         ms.append((time.perf_counter() - started) * 1e3)
+        hypotheses.append(len(yaws))
         pose = out["pose"][0].double().numpy()
         pos_err.append(float(position_error_m(pose[:2], truth[:2])))
         yaw_err.append(float(yaw_error_deg(pose[2], truth[2])))
@@ -98,7 +110,7 @@ def evaluate(matcher: torch.nn.Module, files: list[Path], mpp: float, progress: 
         "position_error_m": summarize(pos), "yaw_error_deg": summarize(yaw),
         "recall": dict(zip(["1m", "3m", "5m", "1deg", "3deg", "5deg"], r)),
         "match_precision": {"5px": float(p[0]), "10px": float(p[1]), "15px": float(p[2])},
-        "ms_per_pair": float(np.median(ms)), "count": len(files),
+        "ms_per_pair": float(np.median(ms)), "count": len(files), "yaw_hypotheses": int(max(hypotheses, default=1)),
         "per_sample": {"position_error_m": pos_err, "yaw_error_deg": yaw_err, "files": [f.name for f in files]},
     }
 

@@ -84,6 +84,10 @@ def _pad_rows(x: torch.Tensor, k: int) -> torch.Tensor:
 class ClassicalBaseline(nn.Module):
     """NCC template search; see the module docstring. Has no trainable parameters."""
 
+    # It searches yaw itself (`yaw_range_deg`), and its uniform match weights say nothing about
+    # which yaw hypothesis is right, so the localizer's yaw hypotheses do not apply to it.
+    yaw_search: bool = False
+
     def __init__(self, config: BaselineConfig | None = None, camera: MountedCamera | None = None) -> None:
         super().__init__()
         self.config = config or BaselineConfig()

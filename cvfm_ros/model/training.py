@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 from ..config import atomic_write_text, from_dict
 from ..geometry import MountedCamera
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import load_matcher, read_checkpoint, save_checkpoint
 from .losses import LossConfig, ViewBridgeLoss
 from .matcher import MatcherConfig, ViewBridgeMatcher
 from .train_sources import CameraGroupedBatchSampler, DatasetPairs, camera_from_batch, camera_tensors
@@ -70,6 +70,10 @@ class TrainConfig:
     # Extra copies of the checkpoint kept at these steps (out_dir/step_<N>.pt), e.g. to compare
     # runs at an equal budget without changing their learning-rate schedule.
     keep_steps: list[int] = field(default_factory=list)
+    # Weights to start from (a checkpoint or a released file, e.g. the shipped weights before
+    # fine-tuning on real data) when out_dir holds no checkpoint to resume; the optimizer and the
+    # schedule start fresh. Its matcher config must equal this run's.
+    init_from: str = ""
 
 
 def matcher_config_for(cfg: TrainConfig) -> MatcherConfig:
@@ -178,6 +182,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_at:
         if "optimizer" in extra:
             opt.load_state_dict(extra["optimizer"])
         step = int(extra.get("step", 0))
+    elif cfg.init_from:
+        try:
+            start = load_matcher(cfg.init_from, config=mconf)
+        except ValueError as exc:
+            raise ValueError(f"init_from: {exc}") from exc
+        model.load_state_dict(start.state_dict())
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
     hg, wg = mconf.ground_hw
     if cfg.data.source == "synth":

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..geometry import MetricGrid, MountedCamera, PinholeCamera
+from ..model.yaw_search import best_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend
 from .frames import wrap
 from .result import LocalizationResult, Matches, Status
@@ -181,14 +182,21 @@ class Localizer:
         }
         timings["preprocess"] = (time.perf_counter() - t0) * 1e3
 
-        # -- model
+        # -- model (once per yaw hypothesis; one unless the prior yaw is loose)
         t0 = time.perf_counter()
+        step = math.radians(self.config.matcher.yaw_search_step_deg)
+        if step > 0 and getattr(self.matcher, "yaw_search", True):
+            yaws = yaw_hypotheses(float(prior[2]), math.sqrt(prior_cov[2, 2]), step)
+        else:
+            yaws = prior[2:3]
         try:
             backend = self._backend_for(model_camera, example)
-            out = backend(example)
+            # Backends have static batch-1 shapes, so hypotheses run one after the other.
+            outs = [backend({**example, "prior_yaw": np.array([yaw], dtype=np.float32)}) for yaw in yaws]
         except ValueError as exc:
             timings["model"] = (time.perf_counter() - t0) * 1e3
             return bad(str(exc))
+        out = outs[best_hypothesis(np.concatenate([o["match_weights"] for o in outs]))]
         timings["model"] = (time.perf_counter() - t0) * 1e3
 
         # -- solve: patch frame -> map, covariance calibration, confidence and gating
@@ -208,6 +216,7 @@ class Localizer:
         result = LocalizationResult(stamp, Status.OK, "", pose, cov, matches, score, timings,
                                     coverage=float(getattr(patch, "coverage", 1.0)))
         result.aerial_image = np.asarray(patch.image)
+        result.yaw_hypotheses = len(yaws)
         if not bool(out["valid"][0] > 0.5) or not np.isfinite(pose).all() or not np.isfinite(cov).all():
             result.status, result.reason = Status.LOW_CONFIDENCE, "the matcher found no consistent solution"
         elif len(matches) < self.config.gate.min_matches:

@@ -62,6 +62,7 @@ class LocalizationResult:
     mahalanobis: float | None = None
     coverage: float | None = None
     aerial_image: np.ndarray | None = None  # the aerial patch used (H, W, 3) uint8, for debug output
+    yaw_hypotheses: int = 1  # matcher runs for this frame (more than 1 where the prior yaw was loose)
 
     @property
     def ok(self) -> bool:
