@@ -16,14 +16,19 @@ import sys
 from pathlib import Path
 
 from cvfm_ros.eval.benchmark import markdown_table
+from cvfm_ros.model import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- eval-table:begin -->", "<!-- eval-table:end -->"
 
 
+FULL_BUDGET_STEPS = 2500  # stage 1 of the shipped model (config/train_synth.yaml)
+
+
 def entries(ablation_steps: int, runs: Path) -> list[tuple[str, str, list[str]]]:
     """(label, json name, extra `cvfm-ros eval` arguments)."""
     ablate = lambda v: str(runs / v / f"step_{ablation_steps}.pt")  # noqa: E731
+    finished = lambda v: str(runs / v / "last.pt")  # noqa: E731
     return [
         ("**ViewBridge, shipped weights**", "model_cross", ["--matcher", "model"]),
         ("ViewBridge, shipped weights, 18 yaw hypotheses", "model_cross_unknown",
@@ -36,13 +41,17 @@ def entries(ablation_steps: int, runs: Path) -> list[tuple[str, str, list[str]]]
          ["--matcher", "model", "--weights", ablate("no_surface")]),
         (f"− SimRefiner, {ablation_steps} steps", "ablate_no_simrefiner",
          ["--matcher", "model", "--weights", ablate("no_simrefiner")]),
+        (f"ViewBridge, stage 1 only, {FULL_BUDGET_STEPS} steps", "full_budget_full",
+         ["--matcher", "model", "--weights", finished("full")]),
+        (f"− Surface Model, {FULL_BUDGET_STEPS} steps", "full_budget_no_surface",
+         ["--matcher", "model", "--weights", finished("no_surface")]),
         ("classical baseline (BEV NCC)", "baseline_cross", ["--matcher", "baseline"]),
         ("classical baseline (BEV NCC)", "baseline_cross_unknown", ["--matcher", "baseline", "--orientation", "unknown"]),
         ("classical baseline (BEV NCC)", "baseline_same", ["--matcher", "baseline", "--benchmark", "synth-same"]),
     ]
 
 
-def targets_table(results: dict[str, dict]) -> str:
+def targets_table(results: dict[str, dict], ablation_steps: int) -> str:
     """Issue #4's targets against the measured values (cross-area test set)."""
     m, mu, b = results["model_cross"], results["model_cross_unknown"], results["baseline_cross"]
     med = lambda r: r["position_error_m"]["median"]  # noqa: E731
@@ -57,9 +66,12 @@ def targets_table(results: dict[str, dict]) -> str:
         ("matching precision@5 px", "≥ 50 %", f"{m['match_precision']['5px']:.0%}", m["match_precision"]["5px"] >= 0.5),
         ("model median ≤ half the baseline's", f"≤ {0.5 * med(b):.2f} m", f"{med(m):.2f} m", med(m) <= 0.5 * med(b)),
     ]
-    full = results.get("ablate_full")
-    for key, name in (("ablate_no_surface", "− Surface Model"), ("ablate_no_simrefiner", "− SimRefiner")):
-        what = f"{name} worse than the full model (same budget)"
+    for full_key, key, name in (("ablate_full", "ablate_no_surface", "− Surface Model"),
+                                ("ablate_full", "ablate_no_simrefiner", "− SimRefiner"),
+                                ("full_budget_full", "full_budget_no_surface", "− Surface Model")):
+        full = results.get(full_key)
+        budget = f"{ablation_steps if full_key == 'ablate_full' else FULL_BUDGET_STEPS} steps"
+        what = f"{name} worse than the full model (same budget, {budget})"
         if full is None or key not in results:
             rows.append((what, "worse", "not measured", None))
         else:
@@ -85,9 +97,14 @@ def main() -> None:
     rows, results = [], {}
     missing = []
     for label, name, extra in entries(args.ablation_steps, Path(args.runs)):
-        if "--weights" in extra and not Path(extra[extra.index("--weights") + 1]).is_file():
-            missing.append(f"{label} ({extra[extra.index('--weights') + 1]} not found: train it with the commands above)")
-            continue
+        if "--weights" in extra:
+            weights = Path(extra[extra.index("--weights") + 1])
+            if not weights.is_file():
+                missing.append(f"{label} ({weights} not found: train it with the commands above)")
+                continue
+            if weights.name == "last.pt" and read_checkpoint(weights)["extra"].get("step") != FULL_BUDGET_STEPS:
+                missing.append(f"{label} ({weights} has not reached step {FULL_BUDGET_STEPS} yet)")
+                continue
         path = out / f"{name}.json"
         if not (args.reuse and path.is_file()):
             cmd = [sys.executable, "-m", "cvfm_ros.cli.main", "eval", "--benchmark", "synth-cross", "--count",
@@ -106,7 +123,7 @@ def main() -> None:
              f"{args.ablation_steps}` on {datetime.date.today().isoformat()}: {platform.machine()}, "
              f"{os.cpu_count()} CPUs, no GPU used; ms/pair is torch on the CPU, one pair per call (all of a "
              f"pair's runs for the yaw-hypotheses row).")
-    block = f"{where}\n\n{markdown_table(rows)}\n\n{targets_table(results)}"
+    block = f"{where}\n\n{markdown_table(rows)}\n\n{targets_table(results, args.ablation_steps)}"
     if missing:
         block += "\n\nRows not evaluated: " + "; ".join(missing) + "."
     card.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
