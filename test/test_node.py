@@ -173,6 +173,7 @@ def test_poses_arrive_in_map_with_image_stamps_and_covariance(drive_data):
         diag = h.last_diag()
         assert diag["tf_output"] == ("available" if TF2_AVAILABLE else "unavailable: tf2_ros is not installed")
         assert diag["backend"].startswith("torch")
+        assert diag["yaw_hypotheses"] == "1"  # the baseline searches yaw itself
     finally:
         h.close()
 

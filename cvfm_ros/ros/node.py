@@ -365,6 +365,8 @@ class LocalizerNode(LifecycleNode):
                 "tile_coverage": "" if stats.last_coverage is None else f"{stats.last_coverage:.3f}",
                 "last_status": status_name,
                 "last_reason": reason,
+                # matcher runs for the last frame: more than 1 while the heading is loose
+                "yaw_hypotheses": "" if self.last_result is None else str(self.last_result.yaw_hypotheses),
                 "tf_output": ("available" if self._tf_broadcaster is not None else
                               "unavailable: tf2_ros is not installed" if not TF2_AVAILABLE else "disabled"),
             }
