@@ -45,6 +45,8 @@ def entries(ablation_steps: int, runs: Path) -> list[tuple[str, str, list[str]]]
          ["--matcher", "model", "--weights", finished("full")]),
         (f"− Surface Model, {FULL_BUDGET_STEPS} steps", "full_budget_no_surface",
          ["--matcher", "model", "--weights", finished("no_surface")]),
+        (f"− SimRefiner, {FULL_BUDGET_STEPS} steps", "full_budget_no_simrefiner",
+         ["--matcher", "model", "--weights", finished("no_simrefiner")]),
         ("classical baseline (BEV NCC)", "baseline_cross", ["--matcher", "baseline"]),
         ("classical baseline (BEV NCC)", "baseline_cross_unknown", ["--matcher", "baseline", "--orientation", "unknown"]),
         ("classical baseline (BEV NCC)", "baseline_same", ["--matcher", "baseline", "--benchmark", "synth-same"]),
@@ -68,7 +70,8 @@ def targets_table(results: dict[str, dict], ablation_steps: int) -> str:
     ]
     for full_key, key, name in (("ablate_full", "ablate_no_surface", "− Surface Model"),
                                 ("ablate_full", "ablate_no_simrefiner", "− SimRefiner"),
-                                ("full_budget_full", "full_budget_no_surface", "− Surface Model")):
+                                ("full_budget_full", "full_budget_no_surface", "− Surface Model"),
+                                ("full_budget_full", "full_budget_no_simrefiner", "− SimRefiner")):
         full = results.get(full_key)
         budget = f"{ablation_steps if full_key == 'ablate_full' else FULL_BUDGET_STEPS} steps"
         what = f"{name} worse than the full model (same budget, {budget})"
