@@ -14,9 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights", default="", help="checkpoint (default: the shipped weights)")
     parser.add_argument("--orientation", default="known", choices=["known", "unknown"],
                         help="known: prior yaw within ±10 deg; unknown: any yaw")
-    parser.add_argument("--yaw-step", type=float, default=20.0,
+    parser.add_argument("--yaw-step", type=float, default=None,
                         help="the model runs at yaw hypotheses this many degrees apart where the prior yaw range "
-                             "is wider than one step (orientation unknown); 0 = one run at the prior yaw")
+                             "is wider than one step (orientation unknown); 0 = one run at the prior yaw "
+                             "(default: the localizer's, 20)")
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="another draw of the same protocol")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE / "benchmarks"))
@@ -29,11 +30,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..eval.benchmark import PRIOR_XY_M, benchmark_pairs, evaluate, write_json
+    from ..model.yaw_search import DEFAULT_STEP_DEG
     from ..runtime.localizer import build_matcher
     from ..runtime.settings import MatcherSettings
 
     if args.count <= 0:
         raise ValueError(f"--count: expected a positive number, got {args.count}")
+    if args.yaw_step is None:
+        args.yaw_step = DEFAULT_STEP_DEG
     if not 0 <= args.yaw_step <= 180:
         raise ValueError(f"--yaw-step: expected degrees in [0, 180], got {args.yaw_step}")
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -6,7 +6,7 @@ The shipped matcher builds its BEV in the prior's yaw and is trained for prior y
 prior's ±3σ (the whole circle at most), and the hypothesis with the most effective matches wins.
 Measured on a tuning draw of 30 cross-area pairs (synth-cross seed 5, never a reported test draw),
 the effective-match count picked better than the summed or mean match weight and the residual
-(docs/MODEL.md, "Orientation unknown").
+(docs/MODEL.md, "Orientation known or unknown").
 
 Convention: yaw in radians, CCW from east (CONVENTIONS.md); hypotheses are wrapped to (-pi, pi].
 """

@@ -15,6 +15,7 @@ import torch
 
 from ..config import from_dict, load_yaml
 from ..geometry import SE3
+from ..model.yaw_search import DEFAULT_STEP_DEG
 from .prior import PriorConfig
 from .tiles import TileConfig
 
@@ -71,7 +72,7 @@ class MatcherSettings:
     backend: str = _f("auto", "inference backend", choices=("auto", "torch", "onnxruntime", "tensorrt"), **RO)
     device: str = _f("auto", "inference device", choices=("auto", "cuda", "cpu"), **RO)
     cache_dir: str = _f("", "where exported ONNX/TensorRT engines are cached (empty: ~/.cache/cvfm_ros)", **RO)
-    yaw_search_step_deg: float = _f(20.0, "where the prior yaw's ±3 sigma is wider than this, run the matcher at "
+    yaw_search_step_deg: float = _f(DEFAULT_STEP_DEG, "where the prior yaw's ±3 sigma is wider than this, run the matcher at "
                                     "yaw hypotheses this far apart and keep the one with most effective matches "
                                     "(0: never; 20 suits the shipped model, trained for ±10 deg)", range=(0.0, 180.0))
 
