@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cvfm_ros.geometry import SE2, weighted_procrustes_2d
+from cvfm_ros.geometry import SE2, reweighted_procrustes_2d, weighted_procrustes_2d
 
 
 def _random_case(batch=16, n=60, noise=0.05, seed=0):
@@ -99,3 +99,48 @@ def test_bad_arguments():
         weighted_procrustes_2d(torch.zeros(1, 5, 2), torch.zeros(1, 5, 2), -torch.ones(1, 5))
     with pytest.raises(ValueError, match="floating"):
         weighted_procrustes_2d(torch.zeros(1, 5, 2, dtype=torch.long), torch.zeros(1, 5, 2), torch.ones(1, 5))
+
+
+def _yaw_error(a, b):
+    return (torch.remainder(a - b + math.pi, 2 * math.pi) - math.pi).abs()
+
+
+def test_reweighting_rejects_unflagged_outliers():
+    # A fifth of the matches are gross outliers with full weight: the plain solve is pulled off,
+    # the Cauchy rounds return to the inliers' pose.
+    truth, src, dst = _random_case(batch=8, n=60, noise=0.05, seed=3)
+    gen = torch.Generator().manual_seed(4)
+    dst = dst.clone()
+    dst[:, :12] += (torch.rand(8, 12, 2, generator=gen, dtype=torch.float64) - 0.5) * 40
+    weights = torch.ones(src.shape[:2], dtype=torch.float64)
+    plain = weighted_procrustes_2d(src, dst, weights)
+    robust, robust_weights = reweighted_procrustes_2d(src, dst, weights, scale=1.0, iterations=6)
+    plain_err = (plain.translation - truth.translation).norm(dim=-1)
+    robust_err = (robust.translation - truth.translation).norm(dim=-1)
+    assert plain_err.median() > 0.5
+    assert robust_err.max() < 0.1 and _yaw_error(robust.yaw, truth.yaw).max() < 0.01
+    assert robust_weights.shape == weights.shape
+    assert (robust_weights[:, :12].mean(-1) < 0.2 * robust_weights[:, 12:].mean(-1)).all()
+
+
+def test_reweighting_keeps_an_outlier_free_solve_and_zero_rounds_are_plain():
+    truth, src, dst = _random_case(batch=4, noise=0.0)
+    weights = torch.rand(src.shape[:2], dtype=torch.float64) + 0.1
+    robust, robust_weights = reweighted_procrustes_2d(src, dst, weights, scale=torch.full((4,), 0.5, dtype=torch.float64))
+    assert torch.allclose(robust.translation, truth.translation, atol=1e-9)
+    assert torch.allclose(robust_weights, weights)  # zero residuals leave the weights as given
+    zero, same = reweighted_procrustes_2d(src, dst + 0.3, weights, scale=1.0, iterations=0)
+    plain = weighted_procrustes_2d(src, dst + 0.3, weights)
+    assert torch.equal(zero.translation, plain.translation) and same is weights
+
+
+def test_reweighting_gradcheck_and_bad_arguments():
+    _, src, dst = _random_case(batch=2, n=8, noise=0.3)
+    weights = torch.rand(2, 8, dtype=torch.float64, requires_grad=True)
+    src = src.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda s, w: reweighted_procrustes_2d(s, dst, w, 2.0, 2)[0].translation,
+                                    (src, weights))
+    with pytest.raises(ValueError, match="scale"):
+        reweighted_procrustes_2d(src, dst, weights, scale=0.0)
+    with pytest.raises(ValueError, match="iterations"):
+        reweighted_procrustes_2d(src, dst, weights, scale=1.0, iterations=-1)

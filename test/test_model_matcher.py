@@ -168,6 +168,28 @@ def test_solve_pose_recovers_exact_matches_and_gates_bad_ones():
     assert not few["valid"].any() and few["effective_matches"][0] < 3  # effective-count gate
 
 
+def test_solve_pose_robust_rounds_reject_outlier_matches():
+    gen = torch.Generator().manual_seed(1)
+    truth = torch.tensor([[-2.0, 5.0, -0.3]])
+    src = (torch.rand(1, 60, 2, generator=gen) - 0.5) * 30
+    rot = torch.tensor([[math.cos(-0.3), -math.sin(-0.3)], [math.sin(-0.3), math.cos(-0.3)]])
+    dst = src @ rot.T + truth[:, :2] + 0.1 * torch.randn(1, 60, 2, generator=gen)
+    dst[:, :8] += torch.tensor([6.0, -5.0])  # a cluster of wrong matches, as on repeated texture
+    cell = torch.tensor([1.6])
+    plain = solve_pose(src, dst, torch.ones(1, 60), PoseSolverConfig(robust_iterations=0), cell)
+    robust = solve_pose(src, dst, torch.ones(1, 60), PoseSolverConfig(), cell)
+    plain_err = (plain["pose"][0, :2] - truth[0, :2]).norm()
+    robust_err = (robust["pose"][0, :2] - truth[0, :2]).norm()
+    assert plain_err > 0.5 and robust_err < 0.1
+    assert robust["valid"].all() and robust["covariance"][0, 0, 0] < plain["covariance"][0, 0, 0]
+    # the gate judges the plain solve either way
+    assert torch.equal(robust["residual_rms"], plain["residual_rms"])
+    with pytest.raises(ValueError, match="robust_scale_cells"):
+        PoseSolverConfig(robust_scale_cells=0.0)
+    with pytest.raises(ValueError, match="robust_iterations"):
+        PoseSolverConfig(robust_iterations=-1)
+
+
 def test_ground_truth_assignment_with_a_perfect_prior():
     model = _tiny()
     batch, targets = _batch(b=2)

@@ -120,3 +120,38 @@ def weighted_procrustes_2d(
     t = torch.where(valid[:, None], t, torch.zeros_like(t))
     yaw = torch.where(valid, yaw, torch.zeros_like(yaw))
     return ProcrustesResult(rot, t, yaw, cov, residual_rms, valid)
+
+
+def reweighted_procrustes_2d(
+    src: torch.Tensor,
+    dst: torch.Tensor,
+    weights: torch.Tensor,
+    scale: torch.Tensor | float,
+    iterations: int = 3,
+) -> tuple[ProcrustesResult, torch.Tensor]:
+    """`weighted_procrustes_2d` made robust to outlier matches by iterative Cauchy reweighting.
+
+    `src`, `dst` (B, N, 2), `weights` (B, N) as in `weighted_procrustes_2d`; `scale` (B,) (positive)
+    or a float > 0, the Cauchy scale in the units of the points. Each of `iterations` rounds solves, then
+    multiplies the given weights by 1 / (1 + |r_i|^2 / scale^2) of the residuals r_i of that solve.
+    Returns the last solve and its weights (B, N). `iterations` = 0 is the plain weighted solve.
+
+    Why not RANSAC: the rounds are deterministic, fixed in number and differentiable, so the solve
+    stays exportable to ONNX with static shapes; matches far off the consensus fade out smoothly
+    rather than by a hard inlier threshold. The squared residual is used directly (no square root),
+    which keeps the gradient finite at zero residual.
+    """
+    if iterations < 0:
+        raise ValueError(f"iterations: expected >= 0, got {iterations}")
+    if not isinstance(scale, torch.Tensor) and not scale > 0:  # tensors: no data-dependent check (ONNX tracing)
+        raise ValueError(f"scale: expected a positive value, got {scale}")
+    scale_t = torch.as_tensor(scale, dtype=src.dtype, device=src.device)
+    scale_sq = scale_t.square().reshape(-1, 1) if scale_t.dim() else scale_t.square()
+    result = weighted_procrustes_2d(src, dst, weights)
+    robust = weights
+    for _ in range(iterations):
+        pred = src @ result.rotation.transpose(-1, -2) + result.translation.unsqueeze(-2)
+        sq = (pred - dst).square().sum(-1)
+        robust = weights / (1.0 + sq / scale_sq)
+        result = weighted_procrustes_2d(src, dst, robust)
+    return result, robust

@@ -241,7 +241,8 @@ class ViewBridgeMatcher(nn.Module):
         # Unseen points project to meaningless (possibly huge) pixels: mark them (-1, -1) instead.
         ground_uv = torch.where(ground_ok.unsqueeze(-1), ground_uv, torch.full_like(ground_uv, -1.0))
         cell_m = mpp * self.aerial_extractor.stride
-        solved = solve_pose(bev_xy, aerial_xy, match_weights, cfg.pose, cell_m)
+        solved = solve_pose(bev_xy, aerial_xy, match_weights, cfg.pose, cell_m,
+                            cfg.pose.train_robust_iterations if self.training else cfg.pose.robust_iterations)
 
         out.update({
             "pose": solved["pose"],

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cvfm_ros.geometry import MetricGrid, check_tensor, weighted_procrustes_2d, wrap_angle
+from cvfm_ros.geometry import MetricGrid, check_tensor, reweighted_procrustes_2d, weighted_procrustes_2d, wrap_angle
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class PoseSolverConfig:
     min_effective_matches: float = 6.0  # below this effective count (sum w)^2 / sum w^2 -> invalid
     max_residual_cells: float = 3.0  # weighted RMS residual above this many aerial cells -> invalid
     covariance_scale: float = 1.0  # multiplies the Procrustes covariance (calibration knob)
+    # Cauchy reweighting rounds of the Procrustes at inference (geometry.reweighted_procrustes_2d)
+    # and their scale in aerial cells; chosen on tuning draws (docs/MODEL.md, "Robust solve").
+    robust_iterations: int = 3
+    train_robust_iterations: int = 0  # in training mode: the shipped weights were trained without
+    robust_scale_cells: float = 1.0
 
     def __post_init__(self) -> None:
         if self.num_matches < 3:
@@ -41,6 +46,11 @@ class PoseSolverConfig:
             raise ValueError(f"PoseSolverConfig.max_residual_cells: expected > 0, got {self.max_residual_cells}")
         if not self.covariance_scale > 0:
             raise ValueError(f"PoseSolverConfig.covariance_scale: expected > 0, got {self.covariance_scale}")
+        if self.robust_iterations < 0 or self.train_robust_iterations < 0:
+            raise ValueError("PoseSolverConfig.robust_iterations / train_robust_iterations: expected >= 0, got "
+                             f"{self.robust_iterations} / {self.train_robust_iterations}")
+        if not self.robust_scale_cells > 0:
+            raise ValueError(f"PoseSolverConfig.robust_scale_cells: expected > 0, got {self.robust_scale_cells}")
 
 
 def aerial_pixels_to_metric(pixels: torch.Tensor, image_hw: tuple[int, int], mpp: torch.Tensor) -> torch.Tensor:
@@ -110,23 +120,32 @@ def refine_subcell(row_prob: torch.Tensor, bev_index: torch.Tensor, aerial_index
 
 
 def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Tensor, config: PoseSolverConfig,
-               cell_m: torch.Tensor) -> dict[str, torch.Tensor]:
+               cell_m: torch.Tensor, robust_iterations: int | None = None) -> dict[str, torch.Tensor]:
     """Weighted Procrustes of `bev_xy` (B, K, 2) in `base_link` onto `aerial_xy` (B, K, 2) in the
     patch frame -> `pose` (B, 3) (x, y, yaw of base_link), `covariance` (B, 3, 3), `valid` (B,)
     (well-posed, enough effective matches and a residual within the gate), `solvable` (B,) (well-posed: some weight and
     spread), `residual_rms` (B,), `effective_matches` (B,).
 
     `cell_m` (B,) is the aerial cell size in metres: it sets the per-match variance floor
-    cell^2 / 12 (grid quantisation, so that a perfect fit does not claim zero uncertainty) and the
-    residual gate of `valid` (max_residual_cells).
+    cell^2 / 12 (grid quantisation, so that a perfect fit does not claim zero uncertainty), the
+    residual gate of `valid` (max_residual_cells) and the Cauchy scale of the robust rounds.
+    The pose and covariance come from `robust_iterations` (default `config.robust_iterations`)
+    Cauchy reweighting rounds; the gate (`valid`, `residual_rms`, `effective_matches`) judges the
+    plain weighted solve, because a robust fit's weighted residual is bounded by its scale and would
+    pass any match set.
     """
+    iterations = config.robust_iterations if robust_iterations is None else robust_iterations
     floor_variance = cell_m.square() / 12.0
-    res = weighted_procrustes_2d(bev_xy, aerial_xy, weights)
+    plain = weighted_procrustes_2d(bev_xy, aerial_xy, weights)
+    res = plain
+    if iterations > 0:
+        res, _ = reweighted_procrustes_2d(bev_xy, aerial_xy, weights, config.robust_scale_cells * cell_m.to(bev_xy),
+                                          iterations)
     # The floor enters like the library's min_variance but per batch element (mpp varies).
     w_sum = weights.sum(-1)
     n_eff = w_sum.square() / weights.square().sum(-1).clamp_min(1e-30)
-    valid = (res.valid & (n_eff >= config.min_effective_matches)
-             & (res.residual_rms <= config.max_residual_cells * cell_m.to(res.residual_rms)))
+    valid = (plain.valid & res.valid & (n_eff >= config.min_effective_matches)
+             & (plain.residual_rms <= config.max_residual_cells * cell_m.to(plain.residual_rms)))
     cov = res.covariance * config.covariance_scale
     # Add the quantisation floor: variance floor / n_eff per translation axis and
     # floor / (n_eff * spread) for yaw (spread = weighted mean squared distance of the matches
@@ -142,5 +161,5 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     invalid_cov = torch.full_like(floor_diag, 1e6).unsqueeze(-1) * eye
     cov = torch.where(valid[:, None, None], cov, invalid_cov)
     pose = torch.cat([res.translation, wrap_angle(res.yaw).unsqueeze(-1)], -1)
-    return {"pose": pose, "covariance": cov, "valid": valid, "solvable": res.valid, "residual_rms": res.residual_rms,
+    return {"pose": pose, "covariance": cov, "valid": valid, "solvable": res.valid, "residual_rms": plain.residual_rms,
             "effective_matches": n_eff}
