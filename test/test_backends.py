@@ -57,3 +57,26 @@ def test_cuda_torch_backend_agrees():
     ref = TorchBackend(module, ["image", "yaw"], ["feat", "score"])(_example())
     out = TorchBackend(module, ["image", "yaw"], ["feat", "score"], "cuda")(_example())
     assert np.allclose(ref["feat"], out["feat"], atol=1e-3)
+
+
+def test_export_key_follows_weights_solver_config_and_camera():
+    # A stale export would silently run old code or settings: the key must change with each.
+    from dataclasses import replace
+
+    from cvfm_ros.model import ViewBridgeMatcher
+    from cvfm_ros.model.toy import tiny_matcher_config
+    from cvfm_ros.runtime.localizer import artifact_key
+
+    torch.manual_seed(0)
+    config = tiny_matcher_config()
+    matcher = ViewBridgeMatcher(config)
+    example = {"ground": np.zeros((1, 3, 32, 64), np.float32)}
+    key = artifact_key(matcher, "pano", example)
+    assert key == artifact_key(matcher, "pano", example)
+    assert key != artifact_key(matcher, "pinhole", example)
+    robust_off = ViewBridgeMatcher(replace(config, pose=replace(config.pose, robust_iterations=0)))
+    robust_off.load_state_dict(matcher.state_dict())
+    assert key != artifact_key(robust_off, "pano", example)
+    with torch.no_grad():
+        next(matcher.parameters()).add_(1e-3)
+    assert key != artifact_key(matcher, "pano", example)

@@ -7,6 +7,7 @@ input against the float32 torch reference, and a failure falls back with a logge
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -75,8 +76,21 @@ def export_onnx(module: torch.nn.Module, example: dict[str, np.ndarray], input_n
     return export_module_onnx(module.cpu(), args, input_names, output_names, path, opset)
 
 
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """Digest of the package's model and geometry code. An exported graph freezes the code that
+    traced it (e.g. the pose solver's rounds), so changed code must not reuse an old export."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted([*(root / "model").glob("*.py"), *(root / "geometry").glob("*.py")]):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cache_key(state: dict[str, torch.Tensor], extra: str) -> str:
-    """A stable key for exported artifacts: weights + shapes/camera description."""
+    """A stable key for exported artifacts: the weights plus `extra`, which must name everything
+    else the export depends on (shapes, camera, module config, output names, `source_digest()`)."""
     h = hashlib.sha256(extra.encode())
     for name in sorted(state):
         h.update(name.encode())

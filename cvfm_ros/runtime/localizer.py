@@ -21,7 +21,7 @@ import torch
 
 from ..geometry import MetricGrid, MountedCamera, PinholeCamera
 from ..model.yaw_search import best_hypothesis, yaw_hypotheses
-from .backends import cache_key, select_backend
+from .backends import cache_key, select_backend, source_digest
 from .frames import wrap
 from .result import LocalizationResult, Matches, Status
 from .settings import LocalizerConfig
@@ -87,6 +87,14 @@ def _camera_key(camera: MountedCamera) -> str:
     return repr((intr, ext))
 
 
+def artifact_key(matcher: torch.nn.Module, camera_key: str, example: dict[str, np.ndarray]) -> str:
+    """Key of the matcher's exported artifacts (ONNX file, TensorRT engines): its weights, config
+    (solver settings change the traced graph), camera, input shapes, outputs and model code."""
+    shapes = repr({k: v.shape for k, v in example.items()})
+    config = repr(getattr(matcher, "config", None))
+    return cache_key(matcher.state_dict(), "|".join([camera_key, shapes, config, repr(OUTPUTS), source_digest()]))
+
+
 class Localizer:
     """See the module docstring. `matcher` and `tiles` may be injected (tests, replay)."""
 
@@ -121,7 +129,7 @@ class Localizer:
         if key not in self._backends:
             self.matcher.set_camera(model_camera)
             wrapper = ExportableMatcher(self.matcher, self.aerial_mpp).eval()
-            artifact = cache_key(self.matcher.state_dict(), key + repr({k: v.shape for k, v in example.items()}))
+            artifact = artifact_key(self.matcher, key, example)
             backend = self.config.matcher.backend
             if not getattr(self.matcher, "exportable", True):
                 # The classical baseline searches with OpenCV on numpy arrays: a traced graph would
