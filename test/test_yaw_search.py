@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from cvfm_ros.model.yaw_search import best_hypothesis, effective_matches, search_yaw, yaw_hypotheses
+from cvfm_ros.model.yaw_search import best_hypothesis, search_yaw, yaw_hypotheses
 
 STEP = math.radians(20)
 
@@ -44,10 +44,24 @@ def test_bad_arguments_are_refused():
         yaw_hypotheses(0.0, 0.1, 0.0)
 
 
-def test_effective_matches_count_balanced_weight():
-    w = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0]])
-    assert np.allclose(effective_matches(w), [4.0, 1.0, 0.0, 1.0 / 0.82])
-    assert best_hypothesis(torch.tensor(w)) == 0
+def test_best_hypothesis_takes_the_highest_score():
+    assert best_hypothesis(np.array([3.0, 7.5, 0.0, 7.4])) == 1
+    assert best_hypothesis(torch.tensor([[0.5], [2.0]])) == 1  # one score per backend run, concatenated
+
+
+def test_effective_inliers_prefer_a_consistent_match_set():
+    # Two hypotheses with equally many, equally weighted matches: in one they agree on a pose, in
+    # the other half of them are scattered. Only the consensus tells them apart.
+    from cvfm_ros.model.pose import PoseSolverConfig, solve_pose
+
+    gen = torch.Generator().manual_seed(2)
+    src = (torch.rand(2, 40, 2, generator=gen) - 0.5) * 30
+    dst = src + torch.tensor([1.0, -2.0]) + 0.05 * torch.randn(2, 40, 2, generator=gen)
+    dst[1, :20] = (torch.rand(20, 2, generator=gen) - 0.5) * 30
+    solved = solve_pose(src, dst, torch.ones(2, 40), PoseSolverConfig(), torch.full((2,), 1.6))
+    assert torch.allclose(solved["effective_matches"], torch.tensor([40.0, 40.0]))
+    assert solved["effective_inliers"][0] > 35 and solved["effective_inliers"][1] < 30
+    assert best_hypothesis(solved["effective_inliers"]) == 0
 
 
 class _PeakedAtYaw(torch.nn.Module):
@@ -61,10 +75,11 @@ class _PeakedAtYaw(torch.nn.Module):
         err = torch.remainder(batch["prior_yaw"] - self.true_yaw + math.pi, 2 * math.pi) - math.pi
         n = (30 * torch.exp(-(err / 0.2) ** 2)).round().long() + 1
         weights = (torch.arange(32).unsqueeze(0) < n.unsqueeze(1)).float()
-        return {"match_weights": weights, "pose": torch.stack([err, err, batch["prior_yaw"]], 1)}
+        return {"match_weights": weights, "pose": torch.stack([err, err, batch["prior_yaw"]], 1),
+                "effective_inliers": n.float()}
 
 
-def test_search_keeps_the_hypothesis_with_most_effective_matches():
+def test_search_keeps_the_hypothesis_with_most_effective_inliers():
     batch = {"ground": torch.zeros(1, 3, 4, 8), "aerial": torch.zeros(1, 3, 4, 4), "aerial_mpp": 0.4,
              "prior_yaw": torch.tensor([0.0])}
     yaws = yaw_hypotheses(0.0, math.pi, STEP)

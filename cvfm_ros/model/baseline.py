@@ -222,4 +222,7 @@ class ClassicalBaseline(nn.Module):
             res["best_ncc"].append(torch.tensor(best, dtype=torch.float64))
         out = {key: torch.stack(vals).to(torch.bool if key == "valid" else torch.float32) for key, vals in res.items()}
         out["surface_height"] = torch.zeros(b, t, t)
+        w = out["match_weights"]
+        # the localizer's output contract; the baseline searches yaw itself and is never ranked by it
+        out["effective_inliers"] = w.sum(-1).square() / w.square().sum(-1).clamp_min(1e-30)
         return out

@@ -22,7 +22,7 @@ from .matcher import ViewBridgeMatcher
 
 ONNX_INPUTS = ("ground", "aerial", "aerial_mpp", "prior_yaw")
 ONNX_OUTPUTS = ("pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv",
-                "match_weights", "surface_height")
+                "match_weights", "surface_height", "effective_inliers")
 OPSET = 17
 
 

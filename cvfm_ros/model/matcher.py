@@ -20,7 +20,8 @@ expected height under the height softmax when the Surface Model is off); and for
 `similarity`, `similarity_refined` (B, N, M), `log_assign_row` (B, N, M+1), `log_assign_col`
 (B, N+1, M), `match_prob` (B, N, M), `bev_valid` (B, Hb, Wb), `height_weights` (B, K_h, Hb, Wb),
 `bev_yaw` (B,), `aerial_mpp` (B,), `pose_solvable` (B,) (the Procrustes is well-posed, whatever
-the confidence), `residual_rms` (B,), `effective_matches` (B,).
+the confidence), `residual_rms` (B,), `effective_matches` (B,), `effective_inliers` (B,) (effective
+matches times the share of match weight the robust solve kept; ranks yaw hypotheses).
 N = Hb*Wb BEV cells, M = aerial feature cells, both row-major.
 
 Convention: CONVENTIONS.md (ENU, yaw CCW from east, OpenCV pixel centres, panorama layout).
@@ -267,6 +268,7 @@ class ViewBridgeMatcher(nn.Module):
             "pose_solvable": solved["solvable"],
             "residual_rms": solved["residual_rms"],
             "effective_matches": solved["effective_matches"],
+            "effective_inliers": solved["effective_inliers"],
         })
         return out
 

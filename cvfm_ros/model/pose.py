@@ -124,7 +124,7 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     """Weighted Procrustes of `bev_xy` (B, K, 2) in `base_link` onto `aerial_xy` (B, K, 2) in the
     patch frame -> `pose` (B, 3) (x, y, yaw of base_link), `covariance` (B, 3, 3), `valid` (B,)
     (well-posed, enough effective matches and a residual within the gate), `solvable` (B,) (well-posed: some weight and
-    spread), `residual_rms` (B,), `effective_matches` (B,).
+    spread), `residual_rms` (B,), `effective_matches` (B,), `effective_inliers` (B,).
 
     `cell_m` (B,) is the aerial cell size in metres: it sets the per-match variance floor
     cell^2 / 12 (grid quantisation, so that a perfect fit does not claim zero uncertainty), the
@@ -137,9 +137,9 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     iterations = config.robust_iterations if robust_iterations is None else robust_iterations
     floor_variance = cell_m.square() / 12.0
     plain = weighted_procrustes_2d(bev_xy, aerial_xy, weights)
-    res = plain
+    res, robust_weights = plain, weights
     if iterations > 0:
-        res, _ = reweighted_procrustes_2d(bev_xy, aerial_xy, weights, config.robust_scale_cells * cell_m.to(bev_xy),
+        res, robust_weights = reweighted_procrustes_2d(bev_xy, aerial_xy, weights, config.robust_scale_cells * cell_m.to(bev_xy),
                                           iterations)
     # The floor enters like the library's min_variance but per batch element (mpp varies).
     w_sum = weights.sum(-1)
@@ -162,4 +162,7 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     cov = torch.where(valid[:, None, None], cov, invalid_cov)
     pose = torch.cat([res.translation, wrap_angle(res.yaw).unsqueeze(-1)], -1)
     return {"pose": pose, "covariance": cov, "valid": valid, "solvable": res.valid, "residual_rms": plain.residual_rms,
-            "effective_matches": n_eff}
+            "effective_matches": n_eff,
+            # effective matches times the share of their weight the robust rounds kept: the count of
+            # matches that agree with the pose (how yaw hypotheses are ranked, model/yaw_search.py)
+            "effective_inliers": n_eff * robust_weights.sum(-1) / w_sum.clamp_min(1e-30)}

@@ -3,10 +3,12 @@
 The shipped matcher builds its BEV in the prior's yaw and is trained for prior yaw errors within
 ±10°. Where the prior's yaw is looser than that (start-up from a NavSatFix, no compass, the
 `--orientation unknown` benchmark), the matcher runs at yaw hypotheses spaced by `step` across the
-prior's ±3σ (the whole circle at most), and the hypothesis with the most effective matches wins.
-Measured on a tuning draw of 30 cross-area pairs (synth-cross seed 5, never a reported test draw),
-the effective-match count picked better than the summed or mean match weight and the residual
-(docs/MODEL.md, "Orientation known or unknown").
+prior's ±3σ (the whole circle at most), and the hypothesis with the most effective inliers wins:
+the effective match count (Σw)²/Σw² times the share of match weight that the robust solve's
+Cauchy rounds keep (`effective_inliers`, model/pose.py). Measured on two tuning draws of 30
+cross-area pairs (synth-cross seeds 5 and 6, never a reported test draw), it picked better than
+the effective match count alone, the summed or mean match weight and the residual (docs/MODEL.md,
+"Orientation known or unknown").
 
 Convention: yaw in radians, CCW from east (CONVENTIONS.md); hypotheses are wrapped to (-pi, pi].
 """
@@ -43,22 +45,16 @@ def yaw_hypotheses(prior_yaw: float, yaw_std_rad: float, step_rad: float, sigmas
     return np.arctan2(np.sin(yaws), np.cos(yaws))
 
 
-def effective_matches(weights: np.ndarray | torch.Tensor) -> np.ndarray:
-    """(..., K) match weights -> (...) effective count (sum w)^2 / sum w^2 (0 where all are 0)."""
-    w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=np.float64)
-    sq = np.square(w).sum(-1)
-    return np.where(sq > 0, np.square(w.sum(-1)) / np.maximum(sq, 1e-300), 0.0)
-
-
-def best_hypothesis(weights: np.ndarray | torch.Tensor) -> int:
-    """Index of the hypothesis (row of `weights` (H, K)) with the most effective matches."""
-    return int(np.argmax(effective_matches(weights)))
+def best_hypothesis(scores: np.ndarray | torch.Tensor) -> int:
+    """Index of the hypothesis with the highest score (H,): the matcher's `effective_inliers`."""
+    scores = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=np.float64)
+    return int(np.argmax(scores.reshape(-1)))
 
 
 def search_yaw(matcher: torch.nn.Module, batch: dict[str, Any], yaws: np.ndarray | torch.Tensor,
                chunk: int = 18) -> tuple[dict[str, torch.Tensor], int]:
     """Run `matcher` on a one-pair `batch` once per yaw hypothesis (batched in chunks) and return the
-    winning hypothesis's outputs (batch dimension 1) and its index."""
+    outputs (batch dimension 1) of the hypothesis with the most `effective_inliers`, and its index."""
     yaws = torch.as_tensor(np.asarray(yaws, dtype=np.float32))
     if yaws.dim() != 1 or yaws.numel() == 0:
         raise ValueError(f"yaws: expected a non-empty (H,) vector, got shape {tuple(yaws.shape)}")
@@ -71,8 +67,8 @@ def search_yaw(matcher: torch.nn.Module, batch: dict[str, Any], yaws: np.ndarray
         expanded = {**batch, "prior_yaw": part.to(batch["ground"].device),
                     "ground": batch["ground"].expand(h, -1, -1, -1), "aerial": batch["aerial"].expand(h, -1, -1, -1)}
         out = matcher(expanded)
-        counts = effective_matches(out["match_weights"])
-        i = int(np.argmax(counts))
+        counts = out["effective_inliers"].detach().cpu().double().numpy()
+        i = best_hypothesis(counts)
         if best is None or counts[i] > best[0]:
             best = (float(counts[i]), start + i,
                     {k: v[i:i + 1] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == h else v

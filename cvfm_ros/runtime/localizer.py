@@ -28,7 +28,8 @@ from .settings import LocalizerConfig
 
 # Names of the exported matcher's inputs and outputs (ONNX graph and torch wrapper alike).
 INPUTS = ["ground", "aerial", "prior_yaw"]
-OUTPUTS = ["pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv", "match_weights"]
+OUTPUTS = ["pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv", "match_weights",
+           "effective_inliers"]
 
 
 DEFAULT_AERIAL_MPP = 0.4  # the matchers' aerial patches: 128 px at 0.4 m = 51.2 m around the prior
@@ -204,7 +205,7 @@ class Localizer:
         except ValueError as exc:
             timings["model"] = (time.perf_counter() - t0) * 1e3
             return bad(str(exc))
-        out = outs[best_hypothesis(np.concatenate([o["match_weights"] for o in outs]))]
+        out = outs[best_hypothesis(np.concatenate([o["effective_inliers"] for o in outs]))]
         timings["model"] = (time.perf_counter() - t0) * 1e3
 
         # -- solve: patch frame -> map, covariance calibration, confidence and gating
