@@ -160,7 +160,10 @@ def test_solve_pose_recovers_exact_matches_and_gates_bad_ones():
     noisy = solve_pose(src, dst + 0.3 * torch.randn(1, 50, 2, generator=gen), torch.ones(1, 50), cfg, cell)
     assert noisy["valid"].all() and noisy["covariance"][0, 0, 0] > good["covariance"][0, 0, 0]
     garbage = solve_pose(src, (torch.rand(1, 50, 2, generator=gen) - 0.5) * 30, torch.ones(1, 50), cfg, cell)
-    assert not garbage["valid"].any() and garbage["solvable"].all()  # residual gate
+    assert not garbage["valid"].any() and garbage["solvable"].all()  # consensus gate
+    plain_cfg = PoseSolverConfig(robust_iterations=0)
+    garbage_plain = solve_pose(src, (torch.rand(1, 50, 2, generator=gen) - 0.5) * 30, torch.ones(1, 50), plain_cfg, cell)
+    assert not garbage_plain["valid"].any() and garbage_plain["residual_rms"][0] > 3 * cell[0]  # residual gate
     assert garbage["covariance"][0, 0, 0] >= 1e6
     peaked = torch.full((1, 50), 1e-4)
     peaked[0, :2] = 1.0
@@ -184,6 +187,16 @@ def test_solve_pose_robust_rounds_reject_outlier_matches():
     assert robust["valid"].all() and robust["covariance"][0, 0, 0] < plain["covariance"][0, 0, 0]
     # the gate judges the plain solve either way
     assert torch.equal(robust["residual_rms"], plain["residual_rms"])
+    # Far outliers fail the plain solve's residual gate; the robust solve keeps the pose and passes.
+    far = dst.clone()
+    far[:, 8:18] += torch.tensor([25.0, 10.0])
+    plain_far = solve_pose(src, far, torch.ones(1, 60), PoseSolverConfig(robust_iterations=0), cell)
+    robust_far = solve_pose(src, far, torch.ones(1, 60), PoseSolverConfig(), cell)
+    assert not plain_far["valid"].any() and robust_far["valid"].all()
+    assert (robust_far["pose"][0, :2] - truth[0, :2]).norm() < 0.2
+    assert 0.6 < robust_far["effective_inliers"][0] / robust_far["effective_matches"][0] < 0.9
+    with pytest.raises(ValueError, match="min_inlier_share"):
+        PoseSolverConfig(min_inlier_share=1.5)
     with pytest.raises(ValueError, match="robust_scale_cells"):
         PoseSolverConfig(robust_scale_cells=0.0)
     with pytest.raises(ValueError, match="robust_iterations"):

@@ -29,7 +29,8 @@ class PoseSolverConfig:
     train_require_mutual: bool = False
     subcell_window: int = 3  # odd window (aerial cells) of the soft-argmax; 1 disables it
     min_effective_matches: float = 6.0  # below this effective count (sum w)^2 / sum w^2 -> invalid
-    max_residual_cells: float = 3.0  # weighted RMS residual above this many aerial cells -> invalid
+    max_residual_cells: float = 3.0  # plain solve (no robust rounds): weighted RMS residual above -> invalid
+    min_inlier_share: float = 0.5  # robust solve: share of match weight its rounds keep, below -> invalid
     covariance_scale: float = 1.0  # multiplies the Procrustes covariance (calibration knob)
     # Cauchy reweighting rounds of the Procrustes at inference (geometry.reweighted_procrustes_2d)
     # and their scale in aerial cells; chosen on tuning draws (docs/MODEL.md, "Robust solve").
@@ -49,6 +50,8 @@ class PoseSolverConfig:
         if self.robust_iterations < 0 or self.train_robust_iterations < 0:
             raise ValueError("PoseSolverConfig.robust_iterations / train_robust_iterations: expected >= 0, got "
                              f"{self.robust_iterations} / {self.train_robust_iterations}")
+        if not 0 <= self.min_inlier_share <= 1:
+            raise ValueError(f"PoseSolverConfig.min_inlier_share: expected within [0, 1], got {self.min_inlier_share}")
         if not self.robust_scale_cells > 0:
             raise ValueError(f"PoseSolverConfig.robust_scale_cells: expected > 0, got {self.robust_scale_cells}")
 
@@ -130,9 +133,11 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     cell^2 / 12 (grid quantisation, so that a perfect fit does not claim zero uncertainty), the
     residual gate of `valid` (max_residual_cells) and the Cauchy scale of the robust rounds.
     The pose and covariance come from `robust_iterations` (default `config.robust_iterations`)
-    Cauchy reweighting rounds; the gate (`valid`, `residual_rms`, `effective_matches`) judges the
-    plain weighted solve, because a robust fit's weighted residual is bounded by its scale and would
-    pass any match set.
+    Cauchy reweighting rounds. `valid` needs a well-posed solve and `min_effective_matches`
+    effective matches, and then, with robust rounds, a share of match weight kept by them of at
+    least `min_inlier_share` (matches that agree with the pose); without, a plain weighted RMS
+    residual within `max_residual_cells` (a robust fit's residual is bounded by its scale, so that
+    gate would pass any match set). `residual_rms` is the plain solve's.
     """
     iterations = config.robust_iterations if robust_iterations is None else robust_iterations
     floor_variance = cell_m.square() / 12.0
@@ -144,8 +149,12 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     # The floor enters like the library's min_variance but per batch element (mpp varies).
     w_sum = weights.sum(-1)
     n_eff = w_sum.square() / weights.square().sum(-1).clamp_min(1e-30)
-    valid = (plain.valid & res.valid & (n_eff >= config.min_effective_matches)
-             & (plain.residual_rms <= config.max_residual_cells * cell_m.to(plain.residual_rms)))
+    inlier_share = robust_weights.sum(-1) / w_sum.clamp_min(1e-30)
+    if iterations > 0:
+        consistent = inlier_share >= config.min_inlier_share
+    else:
+        consistent = plain.residual_rms <= config.max_residual_cells * cell_m.to(plain.residual_rms)
+    valid = plain.valid & res.valid & (n_eff >= config.min_effective_matches) & consistent
     cov = res.covariance * config.covariance_scale
     # Add the quantisation floor: variance floor / n_eff per translation axis and
     # floor / (n_eff * spread) for yaw (spread = weighted mean squared distance of the matches
@@ -165,4 +174,4 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
             "effective_matches": n_eff,
             # effective matches times the share of their weight the robust rounds kept: the count of
             # matches that agree with the pose (how yaw hypotheses are ranked, model/yaw_search.py)
-            "effective_inliers": n_eff * robust_weights.sum(-1) / w_sum.clamp_min(1e-30)}
+            "effective_inliers": n_eff * inlier_share}
