@@ -126,8 +126,8 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
                cell_m: torch.Tensor, robust_iterations: int | None = None) -> dict[str, torch.Tensor]:
     """Weighted Procrustes of `bev_xy` (B, K, 2) in `base_link` onto `aerial_xy` (B, K, 2) in the
     patch frame -> `pose` (B, 3) (x, y, yaw of base_link), `covariance` (B, 3, 3), `valid` (B,)
-    (well-posed, enough effective matches and a residual within the gate), `solvable` (B,) (well-posed: some weight and
-    spread), `residual_rms` (B,), `effective_matches` (B,), `effective_inliers` (B,).
+    (the gate below), `solvable` (B,) (well-posed: some weight and spread), `residual_rms` (B,),
+    `effective_matches` (B,), `effective_inliers` (B,).
 
     `cell_m` (B,) is the aerial cell size in metres: it sets the per-match variance floor
     cell^2 / 12 (grid quantisation, so that a perfect fit does not claim zero uncertainty), the
@@ -144,8 +144,8 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     plain = weighted_procrustes_2d(bev_xy, aerial_xy, weights)
     res, robust_weights = plain, weights
     if iterations > 0:
-        res, robust_weights = reweighted_procrustes_2d(bev_xy, aerial_xy, weights, config.robust_scale_cells * cell_m.to(bev_xy),
-                                          iterations)
+        scale = config.robust_scale_cells * cell_m.to(bev_xy)
+        res, robust_weights = reweighted_procrustes_2d(bev_xy, aerial_xy, weights, scale, iterations)
     # The floor enters like the library's min_variance but per batch element (mpp varies).
     w_sum = weights.sum(-1)
     n_eff = w_sum.square() / weights.square().sum(-1).clamp_min(1e-30)
