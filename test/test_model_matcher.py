@@ -6,10 +6,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cvfm_ros.geometry import MountedCamera, PinholeCamera, sample_image
+from cvfm_ros.geometry import MountedCamera, PinholeCamera, rotation_2d, sample_image
 from cvfm_ros.model import (LossConfig, ViewBridgeLoss, ViewBridgeMatcher, ground_truth_assignment)
 from cvfm_ros.model.lifting import BEVLifter, LiftingConfig
-from cvfm_ros.model.losses import matching_loss, surface_loss, virtual_correspondence_loss
+from cvfm_ros.model.losses import matching_loss, subcell_loss, surface_loss, virtual_correspondence_loss
 from cvfm_ros.model.pose import PoseSolverConfig, aerial_metric_to_pixels, select_matches, solve_pose
 from cvfm_ros.model.simrefiner import SimRefiner, SimRefinerConfig
 from cvfm_ros.model.surface import SurfaceModel, SurfaceModelConfig, surface_mask
@@ -251,6 +251,31 @@ def test_gradients_reach_both_extractors_through_every_loss():
         assert ground > 0, name
         if name != "surface":  # the surface height comes from the ground view alone
             assert aerial > 0, name
+
+
+def test_subcell_loss_measures_match_positions_in_cells():
+    model = _tiny().train()
+    batch, targets = _batch(b=2)
+    out = model(batch)
+    loss = subcell_loss(model, out, targets["pose"], reach_cells=1.5, huber_cells=0.5)
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    assert sum(p.grad.abs().sum() for p in model.aerial_extractor.parameters() if p.grad is not None) > 0
+    # Matches placed exactly where their BEV points land cost nothing; half a cell off costs the
+    # Huber value of 0.5 cell on one axis.
+    exact = {k: v.detach() for k, v in out.items() if isinstance(v, torch.Tensor)}
+    true_xy = exact["matches_bev_xy"] @ rotation_2d(targets["pose"][:, 2]).transpose(-1, -2) + targets["pose"][:, None, :2]
+    exact["matches_aerial_uv"] = aerial_metric_to_pixels(true_xy, model.config.aerial_hw, exact["aerial_mpp"])
+    exact["match_weights"] = torch.ones_like(exact["match_weights"])
+    assert float(subcell_loss(model, exact, targets["pose"], 1.5, 0.5)) == pytest.approx(0.0, abs=1e-5)
+    shifted = {**exact, "matches_aerial_uv": exact["matches_aerial_uv"] + torch.tensor([0.5 * model.aerial_extractor.stride, 0.0])}
+    assert float(subcell_loss(model, shifted, targets["pose"], 1.5, 0.5)) == pytest.approx(0.125, rel=1e-3)
+    far = {**exact, "matches_aerial_uv": exact["matches_aerial_uv"] + 3.0 * model.aerial_extractor.stride}
+    assert float(subcell_loss(model, far, targets["pose"], 1.5, 0.5)) == 0.0  # beyond reach: not counted
+    with pytest.raises(ValueError, match="subcell"):
+        LossConfig(subcell_weight=-1.0)
+    terms = ViewBridgeLoss(LossConfig(subcell_weight=1.0))(model, out, targets)
+    assert "subcell" in terms and "subcell" not in ViewBridgeLoss()(model, out, targets)
 
 
 def test_loss_decreases_on_a_fixed_flat_world_batch():

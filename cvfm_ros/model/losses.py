@@ -11,6 +11,10 @@
   through the weighted Procrustes into the match weights and sub-cell positions.
 - Surface height: Huber loss between the Surface Model's height map and the true surface height
   (metres above ground per BEV cell) over visible cells.
+- Sub-cell (off by default, `subcell_weight`): Huber loss, in aerial cells, between each selected
+  match's soft-argmax aerial position and the true position of its BEV point, over matches within
+  `subcell_reach_cells` of the truth. The cell classification alone leaves the positions inside a
+  cell to the pose loss, which sees them only through their average.
 
 Convention: poses are (x, y, yaw) of `base_link` in the aerial patch frame (origin at the patch
 centre, x east, y north). The surface-height target lives on the matcher's BEV grid in the frame
@@ -38,6 +42,9 @@ class LossConfig:
     virtual_points: int = 5  # virtual points per side of the square grid
     virtual_extent_m: float = 10.0  # half side of the virtual point grid around base_link
     surface_huber_m: float = 1.0
+    subcell_weight: float = 0.0
+    subcell_reach_cells: float = 1.5  # matches farther off are the matching loss's business
+    subcell_huber_cells: float = 0.5
     # The pose loss is off before `pose_start_step`, then its weight ramps up linearly over
     # `pose_warmup_steps`. Why: early matches are noise, and the Procrustes gradient through them
     # is as large as the matching gradient and points nowhere. Measured on one batch of 4 synthetic
@@ -46,9 +53,12 @@ class LossConfig:
     pose_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("matching_weight", "pose_weight", "surface_weight", "dustbin_weight"):
+        for name in ("matching_weight", "pose_weight", "surface_weight", "dustbin_weight", "subcell_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LossConfig.{name}: expected >= 0, got {getattr(self, name)}")
+        if not (self.subcell_reach_cells > 0 and self.subcell_huber_cells > 0):
+            raise ValueError("LossConfig: subcell_reach_cells and subcell_huber_cells must be > 0, got "
+                             f"{self.subcell_reach_cells}, {self.subcell_huber_cells}")
         if self.virtual_points < 2 or not self.virtual_extent_m > 0:
             raise ValueError("LossConfig: need virtual_points >= 2 and virtual_extent_m > 0")
         if self.pose_warmup_steps < 0 or self.pose_start_step < 0:
@@ -138,6 +148,21 @@ def virtual_correspondence_loss(pred_pose: torch.Tensor, true_pose: torch.Tensor
     return (dist * w).sum() / w.sum().clamp_min(1.0)
 
 
+def subcell_loss(matcher: ViewBridgeMatcher, outputs: dict[str, torch.Tensor], true_pose: torch.Tensor,
+                 reach_cells: float, huber_cells: float) -> torch.Tensor:
+    """Huber loss (aerial cells) of the selected matches' aerial positions `matches_aerial_uv`
+    (B, K, 2) against where their BEV points `matches_bev_xy` land under `true_pose` (B, 3), over
+    matches with weight > 0 within `reach_cells` of the truth (0 with a graph when none is)."""
+    cell_px = float(matcher.aerial_extractor.stride)
+    true_xy = _patch_from_base(outputs["matches_bev_xy"], true_pose.to(outputs["matches_bev_xy"]))
+    true_uv = aerial_metric_to_pixels(true_xy, matcher.config.aerial_hw, outputs["aerial_mpp"])
+    err = (outputs["matches_aerial_uv"] - true_uv) / cell_px
+    mask = (outputs["match_weights"] > 0) & (err.detach().abs() < reach_cells).all(-1)
+    per_match = torch.nn.functional.huber_loss(err, torch.zeros_like(err), reduction="none", delta=huber_cells).sum(-1)
+    w = mask.to(per_match.dtype)
+    return (per_match * w).sum() / w.sum().clamp_min(1.0)
+
+
 def surface_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], visible: torch.Tensor,
                  huber_m: float) -> torch.Tensor:
     """Huber loss (metres) of `surface_height` (B, Hb, Wb) against `targets['surface_height']`
@@ -184,5 +209,9 @@ class ViewBridgeLoss(torch.nn.Module):
             # Every column the camera sees has a surface (a facade's column has the roof's height).
             terms["surface"] = surface_loss(outputs, targets, outputs["bev_valid"], cfg.surface_huber_m)
             total = total + cfg.surface_weight * terms["surface"]
+        if cfg.subcell_weight > 0:
+            terms["subcell"] = subcell_loss(matcher, outputs, targets["pose"], cfg.subcell_reach_cells,
+                                            cfg.subcell_huber_cells)
+            total = total + cfg.subcell_weight * terms["subcell"]
         terms["total"] = total
         return terms
