@@ -14,11 +14,11 @@ from .poses import (
     yaw_to_quaternion,
     yaw_to_vigor_heading,
 )
-from .procrustes import ProcrustesResult, reweighted_procrustes_2d, weighted_procrustes_2d
+from .procrustes import ProcrustesResult, effective_count, reweighted_procrustes_2d, weighted_procrustes_2d
 
 __all__ = [
     "AerialPatch", "BASE_FROM_OPTICAL", "Camera", "MetricGrid", "MountedCamera", "PanoramaCamera",
-    "PinholeCamera", "ProcrustesResult", "SE2", "SE3", "bev_grid", "check_finite", "check_tensor",
+    "PinholeCamera", "ProcrustesResult", "SE2", "SE3", "bev_grid", "check_finite", "check_tensor", "effective_count",
     "grid_sample_to_pixels", "matrix_to_quaternion", "pixels_to_grid_sample", "quaternion_to_matrix",
     "quaternion_to_yaw", "reweighted_procrustes_2d", "rotation_2d", "sample_image", "vigor_heading_to_yaw",
     "weighted_procrustes_2d",

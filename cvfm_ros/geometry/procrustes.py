@@ -122,6 +122,12 @@ def weighted_procrustes_2d(
     return ProcrustesResult(rot, t, yaw, cov, residual_rms, valid)
 
 
+def effective_count(weights: torch.Tensor) -> torch.Tensor:
+    """Effective number of matches (sum w)^2 / sum w^2 of `weights` (..., N) -> (...); 0 where all
+    weights are 0. Equal weights count N; one dominant weight counts about 1."""
+    return weights.sum(-1).square() / weights.square().sum(-1).clamp_min(1e-30)
+
+
 def reweighted_procrustes_2d(
     src: torch.Tensor,
     dst: torch.Tensor,

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cvfm_ros.geometry import MetricGrid, MountedCamera, check_tensor, rotation_2d, sample_image, wrap_angle
+from cvfm_ros.geometry import (MetricGrid, MountedCamera, check_tensor, effective_count, rotation_2d, sample_image,
+                               wrap_angle)
 from .lifting import bev_points_in_base
 from .pose import aerial_metric_to_pixels, aerial_pixels_to_metric
 
@@ -222,7 +223,6 @@ class ClassicalBaseline(nn.Module):
             res["best_ncc"].append(torch.tensor(best, dtype=torch.float64))
         out = {key: torch.stack(vals).to(torch.bool if key == "valid" else torch.float32) for key, vals in res.items()}
         out["surface_height"] = torch.zeros(b, t, t)
-        w = out["match_weights"]
         # the localizer's output contract; the baseline searches yaw itself and is never ranked by it
-        out["effective_inliers"] = w.sum(-1).square() / w.square().sum(-1).clamp_min(1e-30)
+        out["effective_inliers"] = effective_count(out["match_weights"])
         return out

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cvfm_ros.geometry import MetricGrid, check_tensor, reweighted_procrustes_2d, weighted_procrustes_2d, wrap_angle
+from cvfm_ros.geometry import (MetricGrid, check_tensor, effective_count, reweighted_procrustes_2d, weighted_procrustes_2d,
+                               wrap_angle)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
         res, robust_weights = reweighted_procrustes_2d(bev_xy, aerial_xy, weights, scale, iterations)
     # The floor enters like the library's min_variance but per batch element (mpp varies).
     w_sum = weights.sum(-1)
-    n_eff = w_sum.square() / weights.square().sum(-1).clamp_min(1e-30)
+    n_eff = effective_count(weights)
     inlier_share = robust_weights.sum(-1) / w_sum.clamp_min(1e-30)
     if iterations > 0:
         consistent = inlier_share >= config.min_inlier_share

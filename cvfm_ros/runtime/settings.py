@@ -73,7 +73,7 @@ class MatcherSettings:
     device: str = _f("auto", "inference device", choices=("auto", "cuda", "cpu"), **RO)
     cache_dir: str = _f("", "where exported ONNX/TensorRT engines are cached (empty: ~/.cache/cvfm_ros)", **RO)
     yaw_search_step_deg: float = _f(DEFAULT_STEP_DEG, "where the prior yaw's ±3 sigma is wider than this, run the matcher at "
-                                    "yaw hypotheses this far apart and keep the one with most effective matches "
+                                    "yaw hypotheses this far apart and keep the one with most effective inliers "
                                     "(0: never; 20 suits the shipped model, trained for ±10 deg)", range=(0.0, 180.0))
 
 
