@@ -10,6 +10,7 @@ from .baseline import BaselineConfig, ClassicalBaseline
 from .checkpoint import load_matcher, read_checkpoint, release_checkpoint, save_checkpoint
 from .export import ONNX_OUTPUTS, OnnxMatcher, export_onnx
 from .extractor import EXTRACTORS, CompactCNN, ExtractorConfig, build_extractor, register_extractor
+from .pretrained import PretrainedExtractor, packaged_state_keys
 from .lifting import BEVLifter, LiftingConfig
 from .losses import LossConfig, ViewBridgeLoss, ground_truth_assignment
 from .matcher import MatcherConfig, ViewBridgeMatcher, count_parameters
@@ -21,7 +22,7 @@ from .surface import SurfaceModel, SurfaceModelConfig
 __all__ = [
     "BEVLifter", "BaselineConfig", "ClassicalBaseline", "CompactCNN", "EXTRACTORS", "ExtractorConfig",
     "LiftingConfig", "LossConfig", "MatcherConfig", "MatchingConfig", "ONNX_OUTPUTS", "OnnxMatcher",
-    "PoseSolverConfig", "SimRefiner", "SimRefinerConfig", "SurfaceModel", "SurfaceModelConfig",
+    "PoseSolverConfig", "PretrainedExtractor", "SimRefiner", "SimRefinerConfig", "SurfaceModel", "SurfaceModelConfig",
     "ViewBridgeLoss", "ViewBridgeMatcher", "build_extractor", "count_parameters", "export_onnx",
-    "ground_truth_assignment", "load_matcher", "read_checkpoint", "release_checkpoint", "register_extractor", "save_checkpoint",
+    "ground_truth_assignment", "load_matcher", "packaged_state_keys", "read_checkpoint", "release_checkpoint", "register_extractor", "save_checkpoint",
 ]

@@ -18,6 +18,7 @@ import torch
 from cvfm_ros.config import atomic_write_bytes, from_dict, to_dict
 from cvfm_ros.geometry import MountedCamera
 from .matcher import MatcherConfig, ViewBridgeMatcher
+from .pretrained import packaged_state_keys
 
 FORMAT = "cvfm_ros.matcher_checkpoint"
 VERSION = 1
@@ -75,12 +76,35 @@ def save_checkpoint(path: str | os.PathLike, model: ViewBridgeMatcher, config: M
         "version": VERSION,
         "architecture": ARCHITECTURE,
         "config": _strip_extractor_weights(config),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "state_dict": checkpoint_state(model),
         "extra": extra,
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def checkpoint_state(model: ViewBridgeMatcher) -> dict[str, torch.Tensor]:
+    """The state dict a checkpoint stores: everything but frozen packaged backbones, whose weights
+    are read from their installed package when the matcher is built (model/pretrained.py)."""
+    skip = packaged_state_keys(model)
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in skip}
+
+
+def load_weights(model: ViewBridgeMatcher, state: dict[str, torch.Tensor], where: str) -> None:
+    """Load a checkpoint's state dict into `model`: every key must fit, and only the frozen
+    packaged backbones' keys may be absent. ValueError naming `where` and the first misfit."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state) - packaged_state_keys(model))
+    unexpected = sorted(set(state) - set(own))
+    misshaped = sorted(k for k in set(state) & set(own) if state[k].shape != own[k].shape)
+    problems = ([f"missing {k}" for k in missing[:3]] + [f"unexpected {k}" for k in unexpected[:3]]
+                + [f"{k}: shape {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in misshaped[:3]])
+    if problems:
+        counts = f"{len(missing)} missing, {len(unexpected)} unexpected, {len(misshaped)} of another shape"
+        raise ValueError(f"{where}: weights do not fit the {ARCHITECTURE} built from its config ({counts}: "
+                         + "; ".join(problems) + ")")
+    model.load_state_dict(state, strict=False)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -121,11 +145,7 @@ def load_matcher(path: str | os.PathLike, config: MatcherConfig | None = None,
             shown = ", ".join(f"{k}: checkpoint {got.get(k)!r} vs expected {want.get(k)!r}" for k in diff[:6])
             raise ValueError(f"checkpoint {path}: config differs from the expected one ({shown})")
     model = ViewBridgeMatcher(stored, camera)
-    try:
-        model.load_state_dict(data["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"checkpoint {path}: weights do not fit the {ARCHITECTURE} built from its config "
-                         f"({str(exc).splitlines()[0]})") from exc
+    load_weights(model, data["state_dict"], f"checkpoint {path}")
     return model.eval()
 
 

@@ -32,6 +32,12 @@ class ExtractorConfig:
     blocks: tuple[int, ...] = (1, 2, 2)  # residual blocks at strides 2, 4, 8
     groups: int = 8  # GroupNorm groups (must divide every width)
     weights: str | None = None  # local state-dict file to load after construction (never a URL)
+    # Pretrained extractors (pretrained.py): their backbone's weights come from an installed package
+    # (False: random, for tests); a frozen backbone is not trained and not stored in checkpoints.
+    pretrained: bool = True
+    freeze_backbone: bool = True
+    timm_model: str = ""  # the `timm` extractor's architecture, e.g. "vit_small_patch14_dinov2"
+    backbone_weights: str | None = None  # the `timm` extractor's local weights file (never a URL)
 
     def __post_init__(self) -> None:
         if len(self.channels) != 3 or len(self.blocks) != 3:
@@ -42,8 +48,10 @@ class ExtractorConfig:
                 raise ValueError(f"ExtractorConfig: width {width} must be positive and divisible by groups={self.groups}")
         if any(b < 0 for b in self.blocks):
             raise ValueError(f"ExtractorConfig: blocks must be >= 0, got {self.blocks}")
-        if self.weights is not None and "://" in self.weights:
-            raise ValueError(f"ExtractorConfig.weights: expected a local file path, got URL {self.weights!r}")
+        for key in ("weights", "backbone_weights"):
+            value = getattr(self, key)
+            if value is not None and "://" in value:
+                raise ValueError(f"ExtractorConfig.{key}: expected a local file path, got URL {value!r}")
 
 
 # Replicate padding: with zero padding the border and corner cells get distinctive features that
