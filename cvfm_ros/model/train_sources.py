@@ -69,11 +69,12 @@ def resize_camera(mounted: MountedCamera, width: int, height: int) -> MountedCam
 
 
 def aerial_crop(aerial: np.ndarray, mpp: float, centre_px: tuple[float, float], coverage_m: float,
-                out_px: int) -> tuple[np.ndarray, np.ndarray]:
+                out_px: int, border: int = cv2.BORDER_REFLECT) -> tuple[np.ndarray, np.ndarray]:
     """Re-sample a north-up `aerial` (H, W, 3) at `mpp` to an `out_px` square covering `coverage_m`
     centred on source pixel `centre_px`. Returns the image and the 2x3 affine source px -> output px.
 
-    Convention: OpenCV pixel centres in both images; outside the source is reflected.
+    Convention: OpenCV pixel centres in both images; outside the source is reflected (training
+    crops) or, with `border=cv2.BORDER_CONSTANT`, black (evaluation: nothing invented).
     """
     k = coverage_m / out_px / mpp  # source pixels per output pixel
     half = (out_px - 1) / 2
@@ -83,7 +84,7 @@ def aerial_crop(aerial: np.ndarray, mpp: float, centre_px: tuple[float, float], 
         sigma = 0.5 * math.sqrt(k * k - 1)
         src = cv2.GaussianBlur(aerial, (0, 0), sigma)
     out = cv2.warpAffine(src, dst_to_src, (out_px, out_px), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_REFLECT)
+                         borderMode=border, borderValue=0)
     src_to_dst = np.array([[1 / k, 0, half - centre_px[0] / k], [0, 1 / k, half - centre_px[1] / k]], np.float64)
     return out, src_to_dst
 

@@ -22,8 +22,10 @@ import torch
 import torch.distributed as dist
 
 from ..config import atomic_write_text, from_dict
-from ..geometry import MountedCamera
-from .checkpoint import load_matcher, read_checkpoint, save_checkpoint
+from ..geometry import MountedCamera, PinholeCamera
+from ..data.synth.augment import AugmentConfig, augment_aerial, augment_ground
+from .checkpoint import load_matcher, load_weights, read_checkpoint, save_checkpoint
+from .extractor import ExtractorConfig
 from .losses import LossConfig, ViewBridgeLoss
 from .matcher import MatcherConfig, ViewBridgeMatcher
 from .train_sources import CameraGroupedBatchSampler, DatasetPairs, camera_from_batch, camera_tensors
@@ -43,6 +45,26 @@ class DataSettings:
     prior_yaw_noise_deg: float = 10.0  # 180: orientation unknown
     correspondences: int = 1024  # pixel-level correspondences kept per pair for the matching loss
     workers: int = 1
+    # Cameras of the synthetic blocks (one camera per batch): panoramas, and this share of
+    # pinhole cameras looking forward with a horizontal FOV in `pinhole_hfov_deg`, pitched down
+    # by `pinhole_pitch_deg`, pixels `pinhole_aspect` (fy / fx: a 4:3 or 16:9 image resized to
+    # the matcher's 2:1 input), all at a mounting height in `camera_height_m`.
+    pinhole_share: float = 0.0
+    pinhole_hfov_deg: list[float] = field(default_factory=lambda: [60.0, 120.0])
+    pinhole_pitch_deg: list[float] = field(default_factory=lambda: [-5.0, 15.0])
+    pinhole_aspect: list[float] = field(default_factory=lambda: [0.6, 1.0])
+    camera_height_m: list[float] = field(default_factory=lambda: [1.4, 2.2])
+    # Appearance augmentation towards real imagery (data/synth/augment.py); off in the older recipes.
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(enabled=False))
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.pinhole_share <= 1.0:
+            raise ValueError(f"data.pinhole_share: expected a share in [0, 1], got {self.pinhole_share}")
+        for key, low, high in (("pinhole_hfov_deg", 20.0, 170.0), ("pinhole_pitch_deg", -45.0, 45.0),
+                               ("pinhole_aspect", 0.2, 5.0), ("camera_height_m", 0.2, 10.0)):
+            value = getattr(self, key)
+            if len(value) != 2 or not low <= value[0] <= value[1] <= high:
+                raise ValueError(f"data.{key}: expected [min, max] within [{low}, {high}], got {value}")
 
 
 @dataclass
@@ -67,6 +89,9 @@ class TrainConfig:
     use_surface_model: bool = True
     use_simrefiner: bool = True
     use_prior_yaw: bool = True
+    # Feature extractors (model/extractor.py, model/pretrained.py); compact_cnn from scratch by default.
+    ground_extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    aerial_extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
     # Extra copies of the checkpoint kept at these steps (out_dir/step_<N>.pt), e.g. to compare
     # runs at an equal budget without changing their learning-rate schedule.
     keep_steps: list[int] = field(default_factory=list)
@@ -74,11 +99,16 @@ class TrainConfig:
     # fine-tuning on real data) when out_dir holds no checkpoint to resume; the optimizer and the
     # schedule start fresh. Its matcher config must equal this run's.
     init_from: str = ""
+    # With init_partial, init_from's weights are copied wherever name and shape fit (e.g. the
+    # shipped matcher's lifting, Surface Model and SimRefiner under new extractors); else its
+    # config must equal this run's.
+    init_partial: bool = False
 
 
 def matcher_config_for(cfg: TrainConfig) -> MatcherConfig:
     return MatcherConfig(use_surface_model=cfg.use_surface_model, use_simrefiner=cfg.use_simrefiner,
-                         use_prior_yaw=cfg.use_prior_yaw)
+                         use_prior_yaw=cfg.use_prior_yaw, ground_extractor=cfg.ground_extractor,
+                         aerial_extractor=cfg.aerial_extractor)
 
 
 class TrainingPairs(torch.utils.data.Dataset):
@@ -98,8 +128,18 @@ class TrainingPairs(torch.utils.data.Dataset):
         return self.data.length
 
     def camera_for(self, index: int) -> MountedCamera:
-        height = 1.4 + 0.8 * random.Random(self.data.seed * 7919 + index // self.batch).random()
-        return MountedCamera.panorama(self.ground_hw[1], self.ground_hw[0], height)
+        """The camera of `index`'s block of `batch` items (the matcher lifts one camera per batch)."""
+        draw = random.Random(self.data.seed * 7919 + index // self.batch)
+        low, high = self.data.camera_height_m
+        height = low + (high - low) * draw.random()
+        hg, wg = self.ground_hw
+        if self.data.pinhole_share <= 0 or draw.random() >= self.data.pinhole_share:
+            return MountedCamera.panorama(wg, hg, height)
+        hfov = math.radians(draw.uniform(*self.data.pinhole_hfov_deg))
+        fx = 0.5 * wg / math.tan(hfov / 2)
+        fy = fx * draw.uniform(*self.data.pinhole_aspect)
+        camera = PinholeCamera(fx, fy, (wg - 1) / 2, (hg - 1) / 2, wg, hg)
+        return MountedCamera.forward_pinhole(camera, height, math.radians(draw.uniform(*self.data.pinhole_pitch_deg)))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         from ..data.synth import make_pair
@@ -112,6 +152,9 @@ class TrainingPairs(torch.utils.data.Dataset):
                            aerial_size=self.aerial_hw[0], mpp=self.data.aerial_mpp,
                            max_offset_frac=self.data.max_offset_frac, bev=self.bev,
                            prior_yaw_noise_deg=self.data.prior_yaw_noise_deg, camera_override=camera)
+        if self.data.augment.enabled:
+            sample.ground = augment_ground(sample.ground, rng, self.data.augment, horizon_row=self._horizon_row(camera))
+            sample.aerial = augment_aerial(sample.aerial, rng, self.data.augment)
         t = sample.to_tensors()
         vis = np.argwhere(sample.visible)
         k = self.data.correspondences
@@ -125,6 +168,16 @@ class TrainingPairs(torch.utils.data.Dataset):
                 "pose": t["pose_in_patch"], "surface_height": t["bev_height"],
                 "corr_aerial_uv": torch.from_numpy(corr), "corr_valid": torch.from_numpy(valid),
                 **camera_tensors(camera)}
+
+
+    def _horizon_row(self, camera: MountedCamera) -> int:
+        """Image row of the horizon (sky lies above it): the middle for a level panorama."""
+        cam = camera.camera
+        if not isinstance(cam, PinholeCamera):
+            return self.ground_hw[0] // 2
+        forward = camera.base_from_camera.rotation.double()[:, 2]  # optical axis in base_link
+        pitch_down = math.asin(max(-1.0, min(1.0, -float(forward[2]))))
+        return int(max(0, min(self.ground_hw[0], cam.cy - cam.fy * math.tan(pitch_down))))
 
 
 class BlockShuffleSampler(torch.utils.data.Sampler):
@@ -141,6 +194,14 @@ class BlockShuffleSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return (self.blocks // self.world) * self.block
+
+
+def copy_fitting_weights(model: torch.nn.Module, source: dict[str, torch.Tensor]) -> int:
+    """Copy the tensors of `source` whose name and shape exist in `model`; returns how many."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False)
+    return len(fitting)
 
 
 def _distributed() -> tuple[int, int, torch.device]:
@@ -172,16 +233,22 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_at:
     mconf = matcher_config_for(cfg)
     model = ViewBridgeMatcher(mconf).to(device)
     loss_fn = ViewBridgeLoss(cfg.loss)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    # Frozen pretrained backbones have no gradient and no optimizer state.
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
+                            weight_decay=cfg.optim.weight_decay)
     step = 0
     last = out / "last.pt"
     if resume and last.is_file():
         payload = read_checkpoint(last)
-        model.load_state_dict(payload["state_dict"])
+        load_weights(model, payload["state_dict"], f"checkpoint {last}")
         extra = payload.get("extra", {})
         if "optimizer" in extra:
             opt.load_state_dict(extra["optimizer"])
         step = int(extra.get("step", 0))
+    elif cfg.init_from and cfg.init_partial:
+        copied = copy_fitting_weights(model, load_matcher(cfg.init_from).state_dict())
+        if rank == 0:
+            print(f"init_from {cfg.init_from}: {copied} of {len(model.state_dict())} tensors copied (init_partial)")
     elif cfg.init_from:
         try:
             start = load_matcher(cfg.init_from, config=mconf)
