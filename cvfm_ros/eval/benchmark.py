@@ -17,16 +17,33 @@ import numpy as np
 import torch
 
 from ..config import atomic_write_bytes
-from ..geometry import MountedCamera
+from ..geometry import SE3, MountedCamera, PinholeCamera
 from .metrics import match_precision, position_error_m, recall, summarize, yaw_error_deg
 
 BENCHMARKS = {"synth-same": ("seen", 50_000), "synth-cross": ("unseen", 60_000)}
 PRIOR_XY_M = 10.0
 
 
+PINHOLE_HFOV_DEG = 90.0
+
+
+def benchmark_camera(kind: str, ground_hw: tuple[int, int], rng: np.random.Generator) -> MountedCamera:
+    """The ground camera of one benchmark pair: a level panorama, or a forward pinhole with a 90 deg
+    horizontal FOV (square pixels) pitched 0-8 deg down; mounted 1.4-2.2 m high."""
+    hg, wg = ground_hw
+    height = float(rng.uniform(1.4, 2.2))
+    if kind == "panorama":
+        return MountedCamera.panorama(wg, hg, height)
+    if kind != "pinhole":
+        raise ValueError(f"--camera: expected 'panorama' or 'pinhole', got {kind!r}")
+    f = 0.5 * wg / math.tan(math.radians(PINHOLE_HFOV_DEG) / 2)
+    return MountedCamera.forward_pinhole(PinholeCamera(f, f, (wg - 1) / 2, (hg - 1) / 2, wg, hg), height,
+                                         math.radians(float(rng.uniform(0, 8))))
+
+
 def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tuple[int, int],
-                    aerial_px: int, mpp: float, yaw_noise_deg: float) -> list[Path]:
-    """Generate (once) and return the .npz files of a benchmark draw."""
+                    aerial_px: int, mpp: float, yaw_noise_deg: float, camera: str = "panorama") -> list[Path]:
+    """Generate (once) and return the .npz files of a benchmark draw (`camera`: panorama or pinhole)."""
     from ..data.synth import SEEN_STYLES, UNSEEN_STYLES, generate_world, make_pair
 
     if name not in BENCHMARKS:
@@ -34,6 +51,8 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
     kind, seed_base = BENCHMARKS[name]
     styles = SEEN_STYLES if kind == "seen" else UNSEEN_STYLES
     folder = cache / f"{name}_s{seed}_n{count}_{ground_hw[1]}x{ground_hw[0]}_{aerial_px}px_{mpp}m_yaw{yaw_noise_deg:g}"
+    if camera != "panorama":
+        folder = folder.with_name(folder.name + f"_{camera}")
     files = [folder / f"pair_{i:05d}.npz" for i in range(count)]
     per_world = 10
     world = None
@@ -44,13 +63,18 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
             world = generate_world(styles[(i // per_world) % len(styles)], seed_base + seed * 1000 + i // per_world,
                                    size_m=160.0)
         rng = np.random.default_rng([seed_base, seed, i])
-        s = make_pair(world, rng, camera="pano", ground_size=(ground_hw[1], ground_hw[0]), aerial_size=aerial_px,
-                      mpp=mpp, max_offset_frac=PRIOR_XY_M / (aerial_px * mpp / 2), prior_yaw_noise_deg=yaw_noise_deg)
+        mounted = None if camera == "panorama" else benchmark_camera(camera, ground_hw, np.random.default_rng([seed_base, seed, i, 1]))
+        s = make_pair(world, rng, camera="pano" if mounted is None else "pinhole", ground_size=(ground_hw[1], ground_hw[0]),
+                      aerial_size=aerial_px, mpp=mpp, max_offset_frac=PRIOR_XY_M / (aerial_px * mpp / 2),
+                      prior_yaw_noise_deg=yaw_noise_deg, camera_override=mounted)
         import io
         buf = io.BytesIO()
         np.savez_compressed(buf, ground=s.ground, aerial=s.aerial, pose=s.pose, center=s.aerial_center,
                             prior_yaw=s.prior_yaw, aerial_uv=s.aerial_uv, visible=s.visible,
-                            camera_height=float(s.camera.base_from_camera.translation[2]), style=s.style)
+                            camera_height=float(s.camera.base_from_camera.translation[2]), style=s.style,
+                            base_from_camera=s.camera.base_from_camera.matrix().numpy(),
+                            intrinsics=np.array([s.camera.camera.fx, s.camera.camera.fy, s.camera.camera.cx,
+                                                 s.camera.camera.cy] if camera == "pinhole" else [0.0] * 4))
         atomic_write_bytes(path, buf.getvalue())
     return files
 
@@ -60,7 +84,12 @@ def load_pair(path: Path, matcher: torch.nn.Module, mpp: float) -> tuple[dict, n
     base_link in the patch frame, and the stored arrays."""
     d = np.load(path)
     hg, wg = matcher.config.ground_hw
-    matcher.set_camera(MountedCamera.panorama(wg, hg, float(d["camera_height"])))
+    if "intrinsics" in d and float(d["intrinsics"][0]) > 0:  # a pinhole benchmark pair
+        fx, fy, cx, cy = (float(v) for v in d["intrinsics"])
+        m = torch.from_numpy(d["base_from_camera"]).double()
+        matcher.set_camera(MountedCamera(PinholeCamera(fx, fy, cx, cy, wg, hg), SE3(m[:3, :3], m[:3, 3])))
+    else:
+        matcher.set_camera(MountedCamera.panorama(wg, hg, float(d["camera_height"])))
     batch = {"ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
              "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
              "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
