@@ -72,3 +72,35 @@ def test_covariance_calibration_recovers_a_known_underestimate(tmp_path):
     assert result["valid_pairs"] == count
     assert 3.4 < result["covariance_scale"] < 4.7
     assert result["median_nees_unscaled"] > 4 * 2.0
+
+
+def test_validity_gate_calls_mismatched_pairs_invalid(tmp_path):
+    """The calibrated gate passes none of the pairs whose aerial patch shows another place, and
+    keeps fixes on the right place (shipped weights, a small synth-same draw)."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+
+    from cvfm_ros.eval.benchmark import benchmark_pairs, calibrate_validity_gate, load_pair
+    from cvfm_ros.runtime.localizer import build_matcher
+    from cvfm_ros.runtime.settings import MatcherSettings
+
+    torch.set_num_threads(1)
+    matcher = build_matcher(MatcherSettings(kind="model")).eval()
+    files = benchmark_pairs("synth-same", 1, 20, tmp_path, matcher.config.ground_hw, matcher.config.aerial_hw[0], 0.4, 10.0)
+    gate = calibrate_validity_gate(matcher, files, 0.4)
+    assert gate["negatives_valid_after"] == 0.0 and gate["positives_valid_after"] > 0.5
+    assert gate["min_effective_inliers"] >= 0.0
+    assert matcher.config.pose.min_effective_inliers == 0.0  # the matcher is left as it was
+    # With the threshold in the matcher, mismatched pairs come out invalid from the model itself.
+    matcher.config = replace(matcher.config, pose=replace(matcher.config.pose,
+                                                          min_effective_inliers=gate["min_effective_inliers"]))
+    for i, path in enumerate(files):
+        batch, _, _ = load_pair(path, matcher, 0.4)
+        other, _, _ = load_pair(files[(i + 10) % 20], matcher, 0.4)
+        load_pair(path, matcher, 0.4)
+        with torch.inference_mode():
+            assert not bool(matcher({**batch, "aerial": other["aerial"]})["valid"][0])
+    with np.testing.assert_raises(ValueError):
+        calibrate_validity_gate(matcher, files[:19], 0.4)

@@ -12,6 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--calibrate", type=int, default=40, metavar="PAIRS",
                         help="with --release: calibrate the covariance scale on this many validation pairs "
                              "(synth-same protocol, seed 1: not a test draw); 0 skips it")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="with --release: leave the validity gate (min_effective_inliers) as trained instead of "
+                             "calibrating it on the validation pairs and as many mismatched ones")
     parser.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                         help="stop after STEP, keeping the schedule of optim.steps (equal-budget ablations)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if out_dir has last.pt")
@@ -21,20 +24,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _calibrate(checkpoint, pairs: int, mpp: float) -> dict:
-    """Covariance calibration of a checkpoint on a validation draw (see eval.benchmark)."""
+def _calibrate(checkpoint, pairs: int, mpp: float, gate: bool) -> tuple[dict, dict]:
+    """Validity gate (with `gate`) and covariance calibration of a checkpoint on a validation draw
+    (synth-same seed 1, see eval.benchmark) -> (runtime metadata, pose-solver settings)."""
+    from dataclasses import replace
+
     from .demo import DEFAULT_CACHE
-    from ..eval.benchmark import benchmark_pairs, calibrate_covariance_scale
+    from ..eval.benchmark import benchmark_pairs, calibrate_covariance_scale, calibrate_validity_gate
     from ..model import load_matcher
     from ..runtime.localizer import COVARIANCE_FLOOR
 
     matcher = load_matcher(checkpoint)
     files = benchmark_pairs("synth-same", 1, pairs, DEFAULT_CACHE / "benchmarks", matcher.config.ground_hw,
                             matcher.config.aerial_hw[0], mpp, 10.0)
+    pose = {}
+    if gate:
+        g = calibrate_validity_gate(matcher, files, mpp)
+        pose = {"min_effective_inliers": g["min_effective_inliers"]}
+        matcher.config = replace(matcher.config, pose=replace(matcher.config.pose, **pose))
+        print(f"validity gate on {g['pairs']} validation pairs and as many mismatched ones: min_effective_inliers "
+              f"{g['min_effective_inliers']:.2f}; valid positives {g['positives_valid_before']:.0%} -> "
+              f"{g['positives_valid_after']:.0%}, mismatched {g['negatives_valid_before']:.0%} -> {g['negatives_valid_after']:.0%}")
     result = calibrate_covariance_scale(matcher, files, mpp, COVARIANCE_FLOOR)
     print(f"covariance calibration on {result['valid_pairs']}/{result['pairs']} valid validation pairs: "
           f"median NEES {result['median_nees_unscaled']:.2f} unscaled -> scale {result['covariance_scale']:.3f}")
-    return {"covariance_scale": result["covariance_scale"]}
+    return {"covariance_scale": result["covariance_scale"]}, pose
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
     if args.release:
         from ..model import release_checkpoint
 
-        runtime = {}
+        runtime, pose = {}, {}
         if args.calibrate > 0:
-            runtime = _calibrate(path, args.calibrate, cfg.data.aerial_mpp)
-        extra = release_checkpoint(path, args.release, runtime)
+            runtime, pose = _calibrate(path, args.calibrate, cfg.data.aerial_mpp, gate=not args.no_gate)
+        extra = release_checkpoint(path, args.release, runtime, pose=pose)
         print(f"released {args.release} (step {extra['step']}, runtime {extra['runtime']})")
     return 0

@@ -181,6 +181,54 @@ def calibrate_covariance_scale(matcher: torch.nn.Module, files: list[Path], mpp:
             "median_nees_unscaled": median_nees(1.0)}
 
 
+def calibrate_validity_gate(matcher: torch.nn.Module, files: list[Path], mpp: float, max_error_m: float = 3.0,
+                            max_false_share: float = 0.0) -> dict:
+    """The smallest `min_effective_inliers` for which fixes the matcher calls valid are trustworthy
+    on imagery it cannot explain.
+
+    Positives are the benchmark pairs; negatives pair each ground image with the aerial patch of
+    the pair half the draw away (a place the camera is not in: what a matcher meets on imagery it
+    does not understand, or with a prior that is far off). A draw holds 10 consecutive pairs per
+    world, so with 20 pairs or more that patch is from another world, never an overlapping one. The threshold is the lowest effective-inlier
+    count above every negative's and every positive's that the matcher calls valid but is more
+    than `max_error_m` off, with `max_false_share` of them allowed through (0: none). Returns the
+    threshold and the valid shares of positives and negatives before and after it.
+    """
+    if len(files) < 20:
+        raise ValueError(f"validity calibration: need at least 20 pairs (negatives from other worlds), got {len(files)}")
+    from dataclasses import replace
+
+    previous = matcher.config
+    # Score every pair with this gate open (the other validity conditions stay as they are).
+    matcher.config = replace(previous, pose=replace(previous.pose, min_effective_inliers=0.0))
+    try:
+        pos, neg = [], []
+        shift = len(files) // 2
+        for i, path in enumerate(files):
+            batch, truth, _ = load_pair(path, matcher, mpp)
+            other, _, _ = load_pair(files[(i + shift) % len(files)], matcher, mpp)
+            load_pair(path, matcher, mpp)  # the ground image's own camera
+            with torch.inference_mode():
+                out = matcher(batch)
+                wrong = matcher({**batch, "aerial": other["aerial"]})
+            err = float(np.hypot(*(out["pose"][0, :2].double().numpy() - truth[:2])))
+            pos.append((float(out["effective_inliers"][0]), bool(out["valid"][0]), err))
+            neg.append((float(wrong["effective_inliers"][0]), bool(wrong["valid"][0])))
+    finally:
+        matcher.config = previous
+    bad = sorted([score for score, valid in neg if valid] + [score for score, valid, err in pos if valid and err > max_error_m])
+    allowed = int(math.floor(max_false_share * len(bad)))
+    # Just above the worst score let through, in float32: the model compares its float32 scores.
+    threshold = (float(np.nextafter(np.float32(bad[len(bad) - 1 - allowed]), np.float32(np.inf)))
+                 if allowed < len(bad) else 0.0)
+    share = lambda rows: float(np.mean([v and s >= threshold for s, v, *_ in rows]))  # noqa: E731
+    return {"min_effective_inliers": threshold, "pairs": len(files),
+            "positives_valid_before": float(np.mean([v for _, v, _ in pos])), "positives_valid_after": share(pos),
+            "negatives_valid_before": float(np.mean([v for _, v in neg])), "negatives_valid_after": share(neg),
+            "positive_scores_median": float(np.median([s for s, *_ in pos])),
+            "negative_scores_max": float(max(s for s, _ in neg))}
+
+
 def write_json(path: Path, payload: dict) -> None:
     atomic_write_bytes(path, json.dumps(payload, indent=2).encode())
 

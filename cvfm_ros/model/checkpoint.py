@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -150,16 +151,22 @@ def load_matcher(path: str | os.PathLike, config: MatcherConfig | None = None,
 
 
 def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
-                       runtime: dict[str, Any] | None = None) -> dict[str, Any]:
+                       runtime: dict[str, Any] | None = None, pose: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a shippable copy of a training checkpoint: weights, config and provenance only.
 
     The optimizer state (twice the weights' size) is dropped; the step, the training config and
     the runtime metadata (`aerial_mpp`, from the training data, plus `runtime`, e.g. a calibrated
     `covariance_scale`) are kept, since `build_matcher` and the localizer read them. Returns the
-    written `extra`.
+    written `extra`. `pose`: pose-solver settings calibrated after training (e.g. the validity
+    gate's `min_effective_inliers`); they change no weight.
     """
     data = read_checkpoint(src)
     model = load_matcher(src)
+    if pose:
+        config = replace(model.config, pose=replace(model.config.pose, **pose))
+        released = ViewBridgeMatcher(config)
+        released.load_state_dict(model.state_dict())
+        model = released
     old = data["extra"]
     train_config = old.get("train_config", {})
     extra = {"step": int(old.get("step", 0)), "train_config": train_config,

@@ -32,6 +32,10 @@ class PoseSolverConfig:
     min_effective_matches: float = 6.0  # below this effective count (sum w)^2 / sum w^2 -> invalid
     max_residual_cells: float = 3.0  # plain solve (no robust rounds): weighted RMS residual above -> invalid
     min_inlier_share: float = 0.5  # robust solve: share of match weight its rounds keep, below -> invalid
+    # Effective inliers (effective matches x inlier share) below this -> invalid. 0 = off; set at
+    # release so that mismatched pairs (imagery the matcher cannot explain) are called invalid
+    # (eval/calibration.py, `calibrate_validity_gate`).
+    min_effective_inliers: float = 0.0
     covariance_scale: float = 1.0  # multiplies the Procrustes covariance (calibration knob)
     # Cauchy reweighting rounds of the Procrustes at inference (geometry.reweighted_procrustes_2d)
     # and their scale in aerial cells; chosen on tuning draws (docs/MODEL.md, "Robust solve").
@@ -55,6 +59,8 @@ class PoseSolverConfig:
             raise ValueError(f"PoseSolverConfig.min_inlier_share: expected within [0, 1], got {self.min_inlier_share}")
         if not self.robust_scale_cells > 0:
             raise ValueError(f"PoseSolverConfig.robust_scale_cells: expected > 0, got {self.robust_scale_cells}")
+        if not self.min_effective_inliers >= 0:
+            raise ValueError(f"PoseSolverConfig.min_effective_inliers: expected >= 0, got {self.min_effective_inliers}")
 
 
 def aerial_pixels_to_metric(pixels: torch.Tensor, image_hw: tuple[int, int], mpp: torch.Tensor) -> torch.Tensor:
@@ -138,7 +144,8 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     effective matches, and then, with robust rounds, a share of match weight kept by them of at
     least `min_inlier_share` (matches that agree with the pose); without, a plain weighted RMS
     residual within `max_residual_cells` (a robust fit's residual is bounded by its scale, so that
-    gate would pass any match set). `residual_rms` is the plain solve's.
+    gate would pass any match set); and at least `min_effective_inliers` effective inliers (the
+    calibrated out-of-distribution gate). `residual_rms` is the plain solve's.
     """
     iterations = config.robust_iterations if robust_iterations is None else robust_iterations
     floor_variance = cell_m.square() / 12.0
@@ -155,7 +162,9 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
         consistent = inlier_share >= config.min_inlier_share
     else:
         consistent = plain.residual_rms <= config.max_residual_cells * cell_m.to(plain.residual_rms)
-    valid = plain.valid & res.valid & (n_eff >= config.min_effective_matches) & consistent
+    effective_inliers = n_eff * inlier_share
+    valid = (plain.valid & res.valid & (n_eff >= config.min_effective_matches) & consistent
+             & (effective_inliers >= config.min_effective_inliers))
     cov = res.covariance * config.covariance_scale
     # Add the quantisation floor: variance floor / n_eff per translation axis and
     # floor / (n_eff * spread) for yaw (spread = weighted mean squared distance of the matches
@@ -175,4 +184,4 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
             "effective_matches": n_eff,
             # effective matches times the share of their weight the robust rounds kept: the count of
             # matches that agree with the pose (how yaw hypotheses are ranked, model/yaw_search.py)
-            "effective_inliers": n_eff * inlier_share}
+            "effective_inliers": effective_inliers}
