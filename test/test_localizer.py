@@ -63,3 +63,25 @@ def test_baseline_searches_yaw_itself(tiny_drive, last_frame):
     result = _localizer(tiny_drive, kind="baseline").localize(
         image, camera, truth, np.diag([4.0, 4.0, math.radians(100) ** 2]), 0.0)
     assert result.yaw_hypotheses == 1
+
+
+def test_weights_refuse_camera_models_they_were_not_trained_for(tiny_drive, last_frame):
+    """Panorama-only weights never publish a fix for a pinhole camera: BAD_INPUT naming why."""
+    from cvfm_ros.geometry import PinholeCamera
+    from cvfm_ros.runtime.localizer import build_matcher
+    from cvfm_ros.runtime.result import Status
+
+    s = NodeSettings()
+    s.tiles.path, s.tiles.max_zoom = str(tiny_drive.tiles), 20
+    s.datum.latitude, s.datum.longitude, s.datum.altitude = tiny_drive.datum
+    s.matcher.backend = "torch"
+    matcher = build_matcher(s.matcher)
+    matcher.runtime_metadata = {**matcher.runtime_metadata, "camera_models": ["panorama"]}
+    localizer = Localizer(s.localizer_config(), matcher=matcher)
+    image, truth = last_frame
+    pinhole = MountedCamera.forward_pinhole(PinholeCamera(128.0, 128.0, 127.5, 63.5, 256, 128), 1.8)
+    result = localizer.localize(np.zeros((128, 256, 3), np.uint8), pinhole, truth, np.diag([4.0, 4.0, 0.01]), 0.0)
+    assert result.status == Status.BAD_INPUT and "trained for panorama cameras only" in result.reason
+    assert result.pose is None
+    panorama = MountedCamera.panorama(image.shape[1], image.shape[0], tiny_drive.camera_height_m)
+    assert localizer.localize(image, panorama, truth, np.diag([4.0, 4.0, 0.01]), 0.0).status != Status.BAD_INPUT

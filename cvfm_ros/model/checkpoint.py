@@ -150,6 +150,23 @@ def load_matcher(path: str | os.PathLike, config: MatcherConfig | None = None,
     return model.eval()
 
 
+def trained_camera_models(train_config: dict[str, Any]) -> list[str]:
+    """The camera models a training run showed the matcher ("panorama", "pinhole"): what the
+    localizer lets the released weights serve. Synthetic runs: panoramas, plus pinholes when
+    `data.pinhole_share` > 0; VIGOR folders panoramas, KITTI pinholes, CVFM folders both."""
+    data = train_config.get("data", {}) if isinstance(train_config, dict) else {}
+    source = str(data.get("source", "synth"))
+    if source == "synth":
+        return ["panorama", "pinhole"] if float(data.get("pinhole_share", 0.0)) > 0 else ["panorama"]
+    try:
+        from .train_sources import detect_source
+
+        kind = detect_source(source)
+    except ValueError:  # the folder is not here any more: say nothing narrower than both
+        return ["panorama", "pinhole"]
+    return {"vigor": ["panorama"], "kitti": ["pinhole"]}.get(kind, ["panorama", "pinhole"])
+
+
 def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
                        runtime: dict[str, Any] | None = None, pose: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a shippable copy of a training checkpoint: weights, config and provenance only.
@@ -170,7 +187,8 @@ def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
     old = data["extra"]
     train_config = old.get("train_config", {})
     extra = {"step": int(old.get("step", 0)), "train_config": train_config,
-             "runtime": {"aerial_mpp": float(train_config.get("data", {}).get("aerial_mpp", 0.4)), **(runtime or {})},
+             "runtime": {"aerial_mpp": float(train_config.get("data", {}).get("aerial_mpp", 0.4)),
+                         "camera_models": trained_camera_models(train_config), **(runtime or {})},
              "source": Path(src).name}
     save_checkpoint(dst, model, extra=extra)
     return extra

@@ -116,6 +116,10 @@ class Localizer:
         self.ground_size: dict[str, tuple[int, int]] = {"panorama": (wg, hg), "pinhole": (wg, hg)}
         self.aerial_size = int(matcher.config.aerial_hw[0])
         self.aerial_mpp = float(meta.get("aerial_mpp", DEFAULT_AERIAL_MPP))
+        # Camera models the weights were trained for (weights released before this key existed
+        # were trained on panoramas only); the classical baseline works with any camera model.
+        default_models = ["panorama", "pinhole"] if not getattr(matcher, "exportable", True) else ["panorama"]
+        self.camera_models = tuple(meta.get("camera_models", default_models))
         self.covariance_scale = float(meta.get("covariance_scale", 1.0))
         self.covariance_floor = np.diag(meta.get("covariance_floor", COVARIANCE_FLOOR))
         self._backends: dict[str, object] = {}
@@ -159,6 +163,9 @@ class Localizer:
         if (image.shape[1], image.shape[0]) != (camera.camera.width, camera.camera.height):
             return bad(f"image: {image.shape[1]}x{image.shape[0]} does not match the camera model "
                        f"{camera.camera.width}x{camera.camera.height}")
+        if camera.camera.kind not in self.camera_models:
+            return bad(f"camera: a {camera.camera.kind} camera, but the matcher weights were trained for "
+                       f"{' and '.join(self.camera_models)} cameras only (matcher.weights; camera.model)")
         prior = np.asarray(prior, dtype=float)
         prior_cov = np.asarray(prior_cov, dtype=float)
         if prior.shape != (3,) or not np.isfinite(prior).all():
