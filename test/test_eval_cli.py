@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from cvfm_ros.cli.main import main
 from cvfm_ros.eval.benchmark import markdown_table
 
@@ -104,3 +106,22 @@ def test_validity_gate_calls_mismatched_pairs_invalid(tmp_path):
             assert not bool(matcher({**batch, "aerial": other["aerial"]})["valid"][0])
     with np.testing.assert_raises(ValueError):
         calibrate_validity_gate(matcher, files[:19], 0.4)
+
+
+def test_eval_pinhole_benchmark_uses_a_90_degree_forward_camera(tmp_path):
+    import math
+
+    import numpy as np
+
+    out = tmp_path / "p.json"
+    assert main(["eval", "--benchmark", "synth-cross", "--camera", "pinhole", "--matcher", "baseline", "--count", "2",
+                 "--cache", str(tmp_path / "cache"), "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["camera"] == "pinhole" and result["count"] == 2
+    folders = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert len(folders) == 1 and folders[0].endswith("_pinhole")
+    pair = np.load(next((tmp_path / "cache" / folders[0]).iterdir()))
+    fx, fy, cx, cy = pair["intrinsics"]
+    assert fx == fy and math.degrees(2 * math.atan(0.5 * 256 / fx)) == pytest.approx(90.0)
+    # the camera looks forward and sees the ground: valid correspondences exist in its lower half
+    assert pair["visible"][64:].any() and not pair["visible"][:20].any()
