@@ -20,6 +20,8 @@ from cvfm_ros.model import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- eval-table:begin -->", "<!-- eval-table:end -->"
+REAL_BEGIN, REAL_END = "<!-- real-table:begin -->", "<!-- real-table:end -->"
+REAL_PAIRS = REPO.parent / "shared" / "data" / "real" / "pairs.json"
 
 
 FULL_BUDGET_STEPS = 2500  # stage 1 of the shipped model (config/train_synth.yaml)
@@ -36,6 +38,7 @@ def entries(ablation_steps: int, runs: Path) -> list[tuple[str, str, list[str]]]
         ("ViewBridge, shipped weights, one pass at the prior yaw", "model_cross_unknown_one_pass",
          ["--matcher", "model", "--orientation", "unknown", "--yaw-step", "0"]),
         ("ViewBridge, shipped weights", "model_same", ["--matcher", "model", "--benchmark", "synth-same"]),
+        ("ViewBridge, shipped weights, pinhole 90°", "model_cross_pinhole", ["--matcher", "model", "--camera", "pinhole"]),
         (f"ViewBridge, {ablation_steps} steps", "ablate_full", ["--matcher", "model", "--weights", ablate("full")]),
         (f"− Surface Model, {ablation_steps} steps", "ablate_no_surface",
          ["--matcher", "model", "--weights", ablate("no_surface")]),
@@ -50,7 +53,33 @@ def entries(ablation_steps: int, runs: Path) -> list[tuple[str, str, list[str]]]
         ("classical baseline (BEV NCC)", "baseline_cross", ["--matcher", "baseline"]),
         ("classical baseline (BEV NCC)", "baseline_cross_unknown", ["--matcher", "baseline", "--orientation", "unknown"]),
         ("classical baseline (BEV NCC)", "baseline_same", ["--matcher", "baseline", "--benchmark", "synth-same"]),
+        ("classical baseline (BEV NCC), pinhole 90°", "baseline_cross_pinhole",
+         ["--matcher", "baseline", "--camera", "pinhole"]),
     ]
+
+
+def real_entries(previous: str) -> list[tuple[str, str, list[str]]]:
+    """Rows of the real-pair table (`cvfm-ros eval --real`): label, json name, extra arguments."""
+    rows = [("**ViewBridge, shipped weights**", "real_model", ["--matcher", "model"])]
+    if previous:
+        rows.append((f"ViewBridge, previous weights ({Path(previous).name})", "real_previous",
+                     ["--matcher", "model", "--weights", previous]))
+    return rows + [("classical baseline (BEV NCC)", "real_baseline", ["--matcher", "baseline"])]
+
+
+def real_table(rows: list[tuple[str, dict]]) -> str:
+    """Markdown table of real-pair eval JSONs, with the issue's targets as the last row."""
+    lines = ["| matcher | draws | median / mean (m) | R@1/3/5 m | better than prior | yaw median (°) "
+             "| valid fixes | largest valid error | ms/pair |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for label, r in rows:
+        p, rec, v = r["position_error_m"], r["recall"], r["valid"]
+        worst = "—" if v["max_error_m"] is None else f"{v['max_error_m']:.2f} m"
+        lines.append(f"| {label} | {r['count']} | {p['median']:.2f} / {p['mean']:.2f} | {rec['1m']:.0%} / "
+                     f"{rec['3m']:.0%} / {rec['5m']:.0%} | {r['better_than_prior']:.0%} | "
+                     f"{r['yaw_error_deg']['median']:.2f} | {v['count']} | {worst} | {r['ms_per_pair']:.0f} |")
+    lines.append("| target (issue 11) | 56 | ≤ 3.00 / — | ≥ 30 % / — / — | ≥ 90 % | ≤ 3.00 | — | ≤ 3.00 m | — |")
+    return "\n".join(lines)
 
 
 def targets_table(results: dict[str, dict], ablation_steps: int) -> str:
@@ -67,7 +96,14 @@ def targets_table(results: dict[str, dict], ablation_steps: int) -> str:
         ("median position error, orientation unknown", "≤ 1.00 m", f"{med(mu):.2f} m", med(mu) <= 1.0),
         ("matching precision@5 px", "≥ 50 %", f"{m['match_precision']['5px']:.0%}", m["match_precision"]["5px"] >= 0.5),
         ("model median ≤ half the baseline's", f"≤ {0.5 * med(b):.2f} m", f"{med(m):.2f} m", med(m) <= 0.5 * med(b)),
+        ("issue 11: median, orientation known, no worse than before", "≤ 0.40 m", f"{med(m):.2f} m", med(m) <= 0.4),
+        ("issue 11: mean, orientation known, no worse than before", "≤ 0.70 m", f"{m['position_error_m']['mean']:.2f} m",
+         m["position_error_m"]["mean"] <= 0.7),
     ]
+    pin = results.get("model_cross_pinhole")
+    if pin is not None:
+        rows += [("issue 11: pinhole 90° median, orientation known", "≤ 0.60 m", f"{med(pin):.2f} m", med(pin) <= 0.6),
+                 ("issue 11: pinhole 90° recall@1 m", "≥ 75 %", f"{pin['recall']['1m']:.0%}", pin["recall"]["1m"] >= 0.75)]
     for full_key, key, name in (("ablate_full", "ablate_no_surface", "− Surface Model"),
                                 ("ablate_full", "ablate_no_simrefiner", "− SimRefiner"),
                                 ("full_budget_full", "full_budget_no_surface", "− Surface Model"),
@@ -94,6 +130,8 @@ def main() -> None:
     parser.add_argument("--json-dir", default=str(REPO / "out" / "model_card"))
     parser.add_argument("--card", default=str(REPO / "docs" / "MODEL_CARD.md"))
     parser.add_argument("--reuse", action="store_true", help="keep eval JSONs that already exist")
+    parser.add_argument("--real", default=str(REAL_PAIRS), help="real-pair manifest ('' skips the real table)")
+    parser.add_argument("--previous", default="", help="weights of the previously shipped model for the real table")
     args = parser.parse_args()
     out = Path(args.json_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,8 +154,27 @@ def main() -> None:
             subprocess.run(cmd, check=True, cwd=REPO)
         results[name] = json.loads(path.read_text())
         rows.append((label, results[name]))
+    real_rows = []
+    if args.real and Path(args.real).is_file():
+        for label, name, extra in real_entries(args.previous):
+            path = out / f"{name}.json"
+            if not (args.reuse and path.is_file()):
+                cmd = [sys.executable, "-m", "cvfm_ros.cli.main", "eval", "--real", args.real, "--seed", str(args.seed),
+                       *extra, "--json", str(path), "--quiet"]
+                print(" ".join(cmd[2:]), flush=True)
+                subprocess.run(cmd, check=True, cwd=REPO)
+            real_rows.append((label, json.loads(path.read_text())))
     card = Path(args.card)
     text = card.read_text()
+    if real_rows:
+        if REAL_BEGIN not in text or REAL_END not in text:
+            raise SystemExit(f"{card}: the markers {REAL_BEGIN} / {REAL_END} are missing")
+        head, rest = text.split(REAL_BEGIN, 1)
+        _, tail = rest.split(REAL_END, 1)
+        where = (f"Generated by `benchmarks/model_card.py` with `cvfm-ros eval --real {Path(args.real).name} --seed "
+                 f"{args.seed}` (7 real pairs x 8 priors) on {datetime.date.today().isoformat()}: "
+                 f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU used.")
+        text = f"{head}{REAL_BEGIN}\n{where}\n\n{real_table(real_rows)}\n{REAL_END}{tail}"
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{card}: the markers {BEGIN} / {END} are missing")
     head, rest = text.split(BEGIN, 1)

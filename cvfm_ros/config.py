@@ -124,11 +124,33 @@ def load_config(cls: type[T], path: str | os.PathLike, section: str | None = Non
     return from_dict(cls, data, where=f"{path}" + (f":{section}" if section else ""))
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (/proc), else by a swap."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temporary_sibling(path: Path) -> tuple[int, str]:
+    """A temporary file next to `path` for an atomic write (open fd, name), with the permissions a
+    plain `open(path, "w")` would give (0666 less the umask): mkstemp's 0600 would leave caches
+    and exports unreadable by other users once renamed into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Write `payload` to `path` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_sibling(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)

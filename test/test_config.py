@@ -41,3 +41,22 @@ def test_load_config_names_the_file(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         load_config(Outer, tmp_path / "nope.yaml")
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_atomic_writes_follow_the_umask_like_a_plain_write(tmp_path):
+    """A cache or export written atomically is readable by others when the umask allows it."""
+    import os
+    import stat
+
+    from cvfm_ros.config import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "shared.bin", b"x")
+        assert stat.S_IMODE((tmp_path / "shared.bin").stat().st_mode) == 0o644
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "private.bin", b"y")
+        assert stat.S_IMODE((tmp_path / "private.bin").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["private.bin", "shared.bin"]  # no temporary left

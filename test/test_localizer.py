@@ -85,3 +85,30 @@ def test_weights_refuse_camera_models_they_were_not_trained_for(tiny_drive, last
     assert result.pose is None
     panorama = MountedCamera.panorama(image.shape[1], image.shape[0], tiny_drive.camera_height_m)
     assert localizer.localize(image, panorama, truth, np.diag([4.0, 4.0, 0.01]), 0.0).status != Status.BAD_INPUT
+
+
+def test_an_image_that_is_no_panorama_is_refused(tiny_drive, last_frame):
+    from cvfm_ros.runtime.result import Status
+
+    localizer = _localizer(tiny_drive)
+    image, truth = last_frame
+    for h, w in ((10, 10000), (128, 128), (16, 32)):
+        camera = MountedCamera.panorama(w, h, tiny_drive.camera_height_m)
+        result = localizer.localize(np.zeros((h, w, 3), np.uint8), camera, truth, np.diag([4.0, 4.0, 0.01]), 0.0)
+        assert result.status == Status.BAD_INPUT and "not an equirectangular panorama" in result.reason
+        assert result.pose is None
+
+
+def test_checkpoint_runtime_metadata_is_checked(tmp_path):
+    import torch
+
+    from cvfm_ros.runtime.localizer import SHIPPED_WEIGHTS, build_matcher
+    from cvfm_ros.runtime.settings import MatcherSettings
+
+    payload = torch.load(SHIPPED_WEIGHTS, map_location="cpu", weights_only=True)
+    for key, value in (("aerial_mpp", 0.0), ("covariance_scale", 1e-6), ("covariance_floor", [0.1, -1.0, 0.1]),
+                       ("camera_models", ["fisheye"]), ("aerial_mpp", float("nan"))):
+        bad = dict(payload, extra=dict(payload["extra"], runtime={**payload["extra"]["runtime"], key: value}))
+        torch.save(bad, tmp_path / "bad.pt")
+        with pytest.raises(ValueError, match=f"runtime metadata {key}"):
+            build_matcher(MatcherSettings(kind="model", weights=str(tmp_path / "bad.pt")))

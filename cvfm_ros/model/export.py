@@ -9,7 +9,6 @@ needs no extra package. The graph holds standard ONNX operators only (the Procru
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cvfm_ros.config import temporary_sibling
 from .matcher import ViewBridgeMatcher
 
 ONNX_INPUTS = ("ground", "aerial", "aerial_mpp", "prior_yaw")
@@ -43,7 +43,7 @@ def export_module_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], input_
     then rename; an interrupted export leaves no file). The module is traced in eval mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_sibling(path)
     os.close(fd)
     modes = {m: m.training for m in module.modules()}  # a fresh wrapper is in training mode, its contents may not be
     module.eval()

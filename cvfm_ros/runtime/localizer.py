@@ -56,9 +56,33 @@ def build_matcher(settings) -> torch.nn.Module:
             if not settings.weights else ""))
     matcher = load_matcher(path)
     extra = read_checkpoint(path).get("extra", {})
-    matcher.runtime_metadata = dict(extra.get("runtime", {}))
-    matcher.runtime_metadata.setdefault("aerial_mpp", extra.get("train_config", {}).get("data", {}).get("aerial_mpp", DEFAULT_AERIAL_MPP))
+    meta = dict(extra.get("runtime", {}))
+    train_config = extra.get("train_config", {})
+    data = train_config.get("data", {}) if isinstance(train_config, dict) else {}
+    meta.setdefault("aerial_mpp", data.get("aerial_mpp", DEFAULT_AERIAL_MPP) if isinstance(data, dict) else DEFAULT_AERIAL_MPP)
+    matcher.runtime_metadata = check_runtime_metadata(meta, f"matcher.weights {path}")
     return matcher
+
+
+def _finite_in(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+
+
+def check_runtime_metadata(meta: dict, where: str) -> dict:
+    """Validate a checkpoint's runtime metadata (the localizer trusts it for every fix): a wrong
+    `aerial_mpp` scales every fix, a tiny `covariance_scale` makes every covariance a lie."""
+    checks = {
+        "aerial_mpp": (lambda v: _finite_in(v, 0.01, 10.0), "metres per aerial pixel in [0.01, 10]"),
+        "covariance_scale": (lambda v: _finite_in(v, 1e-2, 1e4), "a factor in [0.01, 10000]"),
+        "covariance_floor": (lambda v: isinstance(v, (list, tuple)) and len(v) == 3
+                             and all(_finite_in(x, 1e-9, 1e4) for x in v), "3 positive variances (x, y, yaw)"),
+        "camera_models": (lambda v: isinstance(v, (list, tuple)) and len(v) > 0
+                          and set(v) <= {"panorama", "pinhole"}, "a non-empty list of 'panorama' / 'pinhole'"),
+    }
+    for key, (ok, expected) in checks.items():
+        if key in meta and not ok(meta[key]):
+            raise ValueError(f"{where}: runtime metadata {key} = {meta[key]!r}, expected {expected}")
+    return meta
 
 
 class ExportableMatcher(torch.nn.Module):
@@ -163,6 +187,10 @@ class Localizer:
         if (image.shape[1], image.shape[0]) != (camera.camera.width, camera.camera.height):
             return bad(f"image: {image.shape[1]}x{image.shape[0]} does not match the camera model "
                        f"{camera.camera.width}x{camera.camera.height}")
+        if camera.camera.kind == "panorama" and (abs(image.shape[1] - 2 * image.shape[0]) > 0.02 * image.shape[1]
+                                                 or image.shape[0] < 32):
+            return bad(f"image: {image.shape[1]}x{image.shape[0]} is not an equirectangular panorama "
+                       "(expected a 2:1 image at least 64x32; camera.model)")
         if camera.camera.kind not in self.camera_models:
             return bad(f"camera: a {camera.camera.kind} camera, but the matcher weights were trained for "
                        f"{' and '.join(self.camera_models)} cameras only (matcher.weights; camera.model)")
