@@ -181,42 +181,32 @@ def _noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img.astype(np.float32) + rng.normal(0, rng.uniform(2, 8), img.shape), 0, 255).astype(np.uint8)
 
 
+def _apply(img: np.ndarray, rng: np.random.Generator, steps: list) -> np.ndarray:
+    """Each (probability, change) in order: draw, and apply the change when the draw is below it."""
+    for probability, change in steps:
+        if rng.random() < probability:
+            img = change(img, rng)
+    return np.ascontiguousarray(img)
+
+
 def augment_ground(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig, horizon_row: int | None = None) -> np.ndarray:
     """Augment a ground image (H, W, 3) uint8; `horizon_row`: rows above it may hold sky (default H/2)."""
     if not config.enabled:
         return img
     horizon_row = img.shape[0] // 2 if horizon_row is None else horizon_row
-    if rng.random() < config.sky:
-        img = _sky(img, rng, horizon_row)
-    if rng.random() < config.texture:
-        img = _texture(img, rng)
-    if rng.random() < config.ground_occluders:
-        img = _ground_occluder(img, rng)
-    return _common(img, rng, config)
+    return _apply(img, rng, [(config.sky, lambda im, r: _sky(im, r, horizon_row)), (config.texture, _texture),
+                             (config.ground_occluders, _ground_occluder), *_common(config)])
 
 
 def augment_aerial(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
     """Augment a north-up aerial image (H, W, 3) uint8."""
     if not config.enabled:
         return img
-    if rng.random() < config.texture:
-        img = _texture(img, rng)
-    if rng.random() < config.canopies:
-        img = _canopies(img, rng)
-    if rng.random() < config.aerial_shadows:
-        img = _aerial_shadows(img, rng)
-    return _common(img, rng, config)
+    return _apply(img, rng, [(config.texture, _texture), (config.canopies, _canopies),
+                             (config.aerial_shadows, _aerial_shadows), *_common(config)])
 
 
-def _common(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
-    if rng.random() < config.photometric:
-        img = _photometric(img, rng)
-    if rng.random() < config.vignette_gradient:
-        img = _gradient(img, rng)
-    if rng.random() < config.blur:
-        img = _blur(img, rng)
-    if rng.random() < config.noise:
-        img = _noise(img, rng)
-    if rng.random() < config.jpeg:
-        img = _jpeg(img, rng)
-    return np.ascontiguousarray(img)
+def _common(config: AugmentConfig) -> list:
+    """The changes both views get, after their own, in this order."""
+    return [(config.photometric, _photometric), (config.vignette_gradient, _gradient), (config.blur, _blur),
+            (config.noise, _noise), (config.jpeg, _jpeg)]
