@@ -70,15 +70,16 @@ def real_entries(previous: str) -> list[tuple[str, str, list[str]]]:
 def real_table(rows: list[tuple[str, dict]]) -> str:
     """Markdown table of real-pair eval JSONs, with the issue's targets as the last row."""
     lines = ["| matcher | draws | median / mean (m) | R@1/3/5 m | better than prior | yaw median (°) "
-             "| valid fixes | largest valid error | ms/pair |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| valid fixes | largest valid error | NEES median (valid) | ms/pair |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for label, r in rows:
         p, rec, v = r["position_error_m"], r["recall"], r["valid"]
         worst = "—" if v["max_error_m"] is None else f"{v['max_error_m']:.2f} m"
         lines.append(f"| {label} | {r['count']} | {p['median']:.2f} / {p['mean']:.2f} | {rec['1m']:.0%} / "
                      f"{rec['3m']:.0%} / {rec['5m']:.0%} | {r['better_than_prior']:.0%} | "
-                     f"{r['yaw_error_deg']['median']:.2f} | {v['count']} | {worst} | {r['ms_per_pair']:.0f} |")
-    lines.append("| target (issue 11) | 56 | ≤ 3.00 / — | ≥ 30 % / — / — | ≥ 90 % | ≤ 3.00 | — | ≤ 3.00 m | — |")
+                     f"{r['yaw_error_deg']['median']:.2f} | {v['count']} | {worst} | "
+                     f"{'—' if v.get('nees_median') is None else format(v['nees_median'], '.2f')} | {r['ms_per_pair']:.0f} |")
+    lines.append("| target (issue 11) | 56 | ≤ 3.00 / — | ≥ 30 % / — / — | ≥ 90 % | ≤ 3.00 | — | ≤ 3.00 m | about 2.37 | — |")
     return "\n".join(lines)
 
 

@@ -86,6 +86,9 @@ def test_eval_real_localizes_exact_synthetic_pairs_and_writes_the_documented_jso
     assert max(r["yaw_error_deg"] for r in pano) < 2.0
     assert all(r["position_error_m"] < r["prior_error_m"] for r in pano)
     assert result["settings"]["data"] == "real:pairs.json" and result["settings"]["priors_per_pair"] == 8
+    # valid fixes carry the NEES of the covariance the localizer would publish
+    assert all((r["nees"] is not None) == r["valid"] for r in rows)
+    assert result["valid"]["nees_median"] is None or result["valid"]["nees_median"] > 0
     # the same seed gives the same draws
     assert main(["eval", "--real", str(manifest), "--matcher", "baseline", "--json", str(tmp_path / "b.json"),
                  "--quiet"]) == 0
@@ -109,7 +112,8 @@ def test_summary_counts_better_than_prior_and_valid_fixes():
     assert s["valid"]["count"] == 2 and s["valid"]["max_error_m"] == 4.0 and s["valid"]["median_error_m"] == 2.5
     assert s["recall"]["5m"] == pytest.approx(2 / 3)
     none_valid = summarize_real([dict(rows[2])])
-    assert none_valid["valid"] == {"count": 0, "share": 0.0, "max_error_m": None, "median_error_m": None}
+    assert none_valid["valid"] == {"count": 0, "share": 0.0, "max_error_m": None, "median_error_m": None,
+                                   "nees_median": None}
 
 
 def test_bad_manifests_name_the_entry_and_key(manifest, tmp_path):

@@ -37,7 +37,7 @@ import torch
 
 from ..geometry import MountedCamera, PanoramaCamera, PinholeCamera
 from ..model.train_sources import aerial_crop
-from .metrics import position_error_m, recall, summarize, yaw_error_deg
+from .metrics import nees, position_error_m, recall, summarize, yaw_error_deg
 
 PRIOR_YAW_DEG = 10.0
 PRIORS_PER_PAIR = 8
@@ -193,12 +193,26 @@ def evaluate_real(matcher: torch.nn.Module, pairs: list[RealPair], mpp: float, p
                 out = matcher(batch) if len(yaws) == 1 else search_yaw(matcher, batch, yaws)[0]
             elapsed = (time.perf_counter() - started) * 1e3
             pose = out["pose"][0].double().numpy()
+            valid = bool(out["valid"][0])
             rows.append({"pair": pair.name, "draw": draw, "prior_error_m": float(np.hypot(offset[0], offset[1])),
                          "position_error_m": float(position_error_m(pose[:2], truth[:2])),
                          "yaw_error_deg": float(yaw_error_deg(pose[2], truth[2])),
                          "prior_yaw_error_deg": float(abs(math.degrees(offset[2]))),
-                         "valid": bool(out["valid"][0]), "ms": elapsed})
+                         "valid": valid, "ms": elapsed,
+                         "nees": _published_nees(matcher, pose, truth, out["covariance"][0]) if valid else None})
     return summarize_real(rows)
+
+
+def _published_nees(matcher: torch.nn.Module, pose: np.ndarray, truth: np.ndarray, covariance: torch.Tensor) -> float:
+    """NEES over (x, y, yaw) of a fix with the covariance the localizer would publish for it
+    (the checkpoint's covariance scale and floor, as runtime/localizer.py applies them)."""
+    from ..runtime.localizer import COVARIANCE_FLOOR
+
+    meta = getattr(matcher, "runtime_metadata", {}) or {}
+    cov = float(meta.get("covariance_scale", 1.0)) * covariance.double().numpy() + np.diag(
+        meta.get("covariance_floor", COVARIANCE_FLOOR))
+    error = np.array([pose[0] - truth[0], pose[1] - truth[1], math.remainder(pose[2] - truth[2], 2 * math.pi)])
+    return float(nees(error[None], cov[None])[0])
 
 
 def summarize_real(rows: list[dict]) -> dict:
@@ -216,7 +230,10 @@ def summarize_real(rows: list[dict]) -> dict:
         "prior_error_m": summarize(prior),
         "valid": {"count": int(valid.sum()), "share": float(valid.mean()) if len(rows) else math.nan,
                   "max_error_m": float(valid_err.max()) if valid_err.size else None,
-                  "median_error_m": float(np.median(valid_err)) if valid_err.size else None},
+                  "median_error_m": float(np.median(valid_err)) if valid_err.size else None,
+                  # 3-DoF NEES of the published covariance over valid fixes (calibrated: median 2.37)
+                  "nees_median": (float(np.median([r["nees"] for r in rows if r["valid"] and r.get("nees") is not None]))
+                                  if any(r["valid"] and r.get("nees") is not None for r in rows) else None)},
         "ms_per_pair": float(np.median([r["ms"] for r in rows])) if rows else math.nan,
         "count": len(rows), "pairs": len({r["pair"] for r in rows}),
         "per_pair": {name: {"median_error_m": float(np.median([r["position_error_m"] for r in rows if r["pair"] == name])),
