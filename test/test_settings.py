@@ -36,3 +36,24 @@ def test_camera_extrinsics_from_parameters():
     forward_optical_axis = ext.rotation @ torch.tensor([0.0, 0.0, 1.0])
     assert forward_optical_axis[0] > 0.9 and forward_optical_axis[2] < 0  # looks forward and a bit down
     assert float(ext.translation[2]) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("matcher.kind", "baselin", r"parameter matcher.kind: expected one of \['model', 'baseline'\], got 'baselin'"),
+    ("gate.max_std_xy_m", -1.0, r"parameter gate.max_std_xy_m: expected a value in \[0.01, 10000.0\], got -1.0"),
+    ("camera.model", "fisheye", r"parameter camera.model: expected one of"),
+    ("camera.height_m", float("nan"), r"parameter camera.height_m: expected a value in"),
+])
+def test_replay_yaml_is_held_to_the_parameter_limits(tmp_path, key, value, message):
+    """The YAML that `cvfm-ros replay` reads gets the same range and choice checks as the node's
+    parameter descriptors: a typo never silently runs another matcher."""
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "localize.yaml").read_text())
+    section = params["cvfm_localizer"]["ros__parameters"]
+    outer, inner = key.split(".")
+    section[outer][inner] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ValueError, match=message):
+        load_node_settings(path)

@@ -134,7 +134,10 @@ class NodeSettings:
         return LocalizerConfig(self.datum, self.camera, self.matcher, self.gate, self.tiles)
 
     def validate(self) -> None:
-        """Cross-field checks (single fields are checked by their dataclasses); errors name the parameter."""
+        """Every field's declared `range` and `choices` (the same limits the ROS parameter
+        descriptors state, so a YAML file for replay is held to them too), then cross-field
+        checks; errors name the dotted parameter."""
+        check_declared_limits(self)
         if self.tf_mode == "leaf" and self.leaf_frame in (self.map_frame, self.odom_frame, self.base_frame):
             raise ValueError(f"parameter leaf_frame: must differ from map/odom/base frames, got {self.leaf_frame!r}")
         lat = self.datum.latitude
@@ -146,6 +149,24 @@ class NodeSettings:
 
         d = self.datum
         return Datum(d.latitude, d.longitude, d.altitude)
+
+
+def check_declared_limits(settings, prefix: str = "") -> None:
+    """Check each field of a settings dataclass tree against its metadata `range` and `choices`."""
+    import dataclasses
+
+    for f in dataclasses.fields(settings):
+        value, name = getattr(settings, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_declared_limits(value, f"{name}.")
+            continue
+        low_high, choices = f.metadata.get("range"), f.metadata.get("choices")
+        if low_high is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            low, high = low_high
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"parameter {name}: expected a value in [{low}, {high}], got {value}")
+        if choices is not None and value not in choices:
+            raise ValueError(f"parameter {name}: expected one of {list(choices)}, got {value!r}")
 
 
 def load_node_settings(path: str | Path) -> NodeSettings:
