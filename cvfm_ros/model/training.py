@@ -169,7 +169,6 @@ class TrainingPairs(torch.utils.data.Dataset):
                 "corr_aerial_uv": torch.from_numpy(corr), "corr_valid": torch.from_numpy(valid),
                 **camera_tensors(camera)}
 
-
     def _horizon_row(self, camera: MountedCamera) -> int:
         """Image row of the horizon (sky lies above it): the middle for a level panorama."""
         cam = camera.camera
