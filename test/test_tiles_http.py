@@ -7,7 +7,7 @@ import pytest
 
 from cvfm_ros.runtime.tiles import TileConfig, TileId, TileStore, XYZDirectory, encode_tile, write_xyz_pyramid
 from cvfm_ros.runtime.tiles.cache import INDEX_NAME
-from tiles_support import DATUM, orthophoto, send, stall, start_server, stop_server
+from tiles_support import DATUM, orthophoto, send, stall, start_server, trickle, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,23 @@ def test_stalled_server_times_out_in_bounded_time(server, server_root, tmp_path)
     [failure] = report.failures["failed"]
     assert "timeout" in failure.reason.lower() and failure.attempts == 2
     assert 0.5 < elapsed < 3.0
+    assert not (tmp_path / "cache" / "19" / str(tile.x) / f"{tile.y}.png").exists()
+
+
+def test_trickling_server_is_cut_at_the_request_deadline(server, server_root, tmp_path):
+    """A server that sends a byte at a time inside the read timeout cannot hold a prefetch: each
+    attempt ends at request_deadline_s (issue 12, item 17)."""
+    tile = _tiles(server_root)[0]
+    server.behaviour[_path(tile)] = trickle(server)
+    cfg = _cfg(tmp_path / "cache", server.url, read_timeout_s=1.0, request_deadline_s=0.5, retries=1)
+    with TileStore(cfg, DATUM) as store:
+        start = time.monotonic()
+        report = store.prefetch([tile])
+        elapsed = time.monotonic() - start
+    server.release.set()
+    [failure] = report.failures["failed"]
+    assert "request_deadline_s" in failure.reason and failure.attempts == 2
+    assert elapsed < 4.0
     assert not (tmp_path / "cache" / "19" / str(tile.x) / f"{tile.y}.png").exists()
 
 

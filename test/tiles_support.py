@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -126,6 +127,25 @@ def send(handler: BaseHTTPRequestHandler, code: int, body: bytes, ctype: str = "
     handler.wfile.write(body)
     if not length:
         handler.close_connection = True
+
+
+def trickle(server: TileServer, interval_s: float = 0.05, limit_s: float = 10.0) -> Callable:
+    """A 200 reply that declares 1 MB and sends one byte every `interval_s` (inside any read
+    timeout), until the client hangs up, the test releases it, or `limit_s` passes."""
+    def action(handler, count):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/png")
+        handler.send_header("Content-Length", str(1 << 20))
+        handler.end_headers()
+        started = time.monotonic()
+        try:
+            while not server.release.wait(interval_s) and time.monotonic() - started < limit_s:
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+        except OSError:  # the client gave up: what the test wants
+            pass
+        handler.close_connection = True
+    return action
 
 
 def stall(server: TileServer, limit_s: float = 5.0) -> Callable:

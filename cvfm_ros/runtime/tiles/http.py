@@ -111,7 +111,10 @@ class HttpTileFetcher:
                 if declared is not None and declared.isdigit() and int(declared) > cfg.max_tile_bytes:
                     raise _Final("too_large", f"Content-Length {declared} > max_tile_bytes {cfg.max_tile_bytes}", code)
                 chunks, total = [], 0
-                for chunk in resp.iter_content(chunk_size=65536):
+                # read1 returns what one socket read gives (iter_content would block until 64 KiB
+                # arrive, so a server trickling bytes inside the read timeout could hold a request
+                # for ever); the deadline is checked after every read.
+                while chunk := resp.raw.read1(65536, decode_content=True):
                     total += len(chunk)
                     if total > cfg.max_tile_bytes:
                         raise _Final("too_large", f"body exceeds max_tile_bytes {cfg.max_tile_bytes}", code)
