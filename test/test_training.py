@@ -121,3 +121,18 @@ def test_train_pretrained_extractors_pinhole_and_augmentation(tmp_path):
     # lifting weights were copied from the base model (then trained 2 steps: close, not re-initialised)
     key = next(k for k in base_state if k.startswith("lifter.") and base_state[k].is_floating_point())
     assert torch.allclose(ckpt[key], base_state[key], atol=0.05)
+
+
+def test_release_recalibrates_existing_weights(tmp_path):
+    """`cvfm-ros release`: the same weights, with the validity gate and covariance scale calibrated
+    anew on the validation draw, and the camera models the weights were trained for."""
+    from cvfm_ros.runtime.localizer import SHIPPED_WEIGHTS
+
+    out = tmp_path / "matcher.pt"
+    assert main(["release", str(SHIPPED_WEIGHTS), "--out", str(out), "--calibrate", "20"]) == 0
+    before, after = read_checkpoint(SHIPPED_WEIGHTS), read_checkpoint(out)
+    assert all(torch.equal(v, after["state_dict"][k]) for k, v in before["state_dict"].items())
+    assert after["config"]["pose"]["min_effective_inliers"] > 0
+    runtime = after["extra"]["runtime"]
+    assert runtime["covariance_scale"] > 1 and runtime["camera_models"] == ["panorama"]
+    assert main(["release", str(SHIPPED_WEIGHTS), "--out", str(out), "--calibrate", "5"]) == 2

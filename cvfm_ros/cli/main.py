@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "export": "cvfm_ros.cli.export",
     "synth": "cvfm_ros.cli.synth",
     "eval": "cvfm_ros.cli.eval",
+    "release": "cvfm_ros.cli.release",
     "matcher-info": "cvfm_ros.cli.matcher_info",
 }
 
