@@ -91,10 +91,12 @@ def test_validity_gate_calls_mismatched_pairs_invalid(tmp_path):
     torch.set_num_threads(1)
     matcher = build_matcher(MatcherSettings(kind="model")).eval()
     files = benchmark_pairs("synth-same", 1, 20, tmp_path, matcher.config.ground_hw, matcher.config.aerial_hw[0], 0.4, 10.0)
+    shipped_gate = matcher.config.pose.min_effective_inliers
     gate = calibrate_validity_gate(matcher, files, 0.4)
     assert gate["negatives_valid_after"] == 0.0 and gate["positives_valid_after"] > 0.5
+    assert gate["negatives_valid_before"] > 0.0  # without the gate some mismatched pairs pass
     assert gate["min_effective_inliers"] >= 0.0
-    assert matcher.config.pose.min_effective_inliers == 0.0  # the matcher is left as it was
+    assert matcher.config.pose.min_effective_inliers == shipped_gate  # the matcher is left as it was
     # With the threshold in the matcher, mismatched pairs come out invalid from the model itself.
     matcher.config = replace(matcher.config, pose=replace(matcher.config.pose,
                                                           min_effective_inliers=gate["min_effective_inliers"]))
