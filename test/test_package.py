@@ -83,3 +83,18 @@ def test_cli_help_lists_subcommands():
     bad = subprocess.run([sys.executable, "-m", "cvfm_ros.cli.main", "no-such-command"], cwd=REPO,
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "invalid choice" in bad.stderr
+
+
+def test_the_repository_carries_its_conventions():
+    """A clone has the frames/units/pixels document, and the code points to it, not outside."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    doc = (repo / "docs" / "CONVENTIONS.md").read_text()
+    for section in ("## Frames", "## Aerial imagery", "## Ground cameras", "## Correspondences and metrics", "## Time"):
+        assert section in doc
+    tracked = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+    needle = "../shared/" + "CONVENTIONS"  # split so that this test does not find itself
+    outside = [p for p in tracked if p.endswith((".py", ".md")) and needle in (repo / p).read_text()]
+    assert not outside, outside

@@ -11,7 +11,7 @@ by the order of `topics`, then by storage order), decoded with the message defin
 in the bag. Readers must trust header stamps, not record times: a recorder writes a message when
 it arrives, which can be well after the sensor time in its header.
 
-Convention (../shared/CONVENTIONS.md): poses are planar (x, y, yaw) with yaw counter-clockwise
+Convention (docs/CONVENTIONS.md): poses are planar (x, y, yaw) with yaw counter-clockwise
 from the frame's +x; 3x3 covariances are over (x, y, yaw) and become the row-major 6x6 ROS
 covariance over (x, y, z, roll, pitch, yaw) with `UNESTIMATED_VARIANCE` on z, roll and pitch.
 Images are (H, W, 3) uint8 RGB in memory, `rgb8` on the wire.

@@ -9,7 +9,7 @@ drift does instead of like a random walk.
 Carrying the last absolute fix forward with odometry (what the node and the replay do) is
 `cvfm_ros.runtime.prior.PriorTracker`.
 
-Convention (../shared/CONVENTIONS.md): planar poses (x, y, yaw) in metres / radians, yaw CCW
+Convention (docs/CONVENTIONS.md): planar poses (x, y, yaw) in metres / radians, yaw CCW
 from +x wrapped to (-pi, pi]; odometry poses are of base_link in `odom`; covariances are 3x3
 over (x, y, yaw).
 """

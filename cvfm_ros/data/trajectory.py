@@ -7,7 +7,7 @@ onto the right-hand lane, rounds every corner with a circular arc (so the headin
 and drives it with a speed profile that accelerates, brakes, slows for curvature and stops at
 some junctions. The result is sampled at a fixed rate as a `Trajectory`.
 
-Convention (../shared/CONVENTIONS.md): positions in metres in `map` (x east, y north); yaw is
+Convention (docs/CONVENTIONS.md): positions in metres in `map` (x east, y north); yaw is
 the heading of base_link, counter-clockwise from east, wrapped to (-pi, pi]; yaw rate in rad/s
 (positive = turning left); speeds in m/s along base_link +x; time in seconds from the start.
 """

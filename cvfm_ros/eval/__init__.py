@@ -1,1 +1,1 @@
-"""Evaluation: metrics per ../shared/CONVENTIONS.md, trajectories (TUM), plots and reports."""
+"""Evaluation: metrics per docs/CONVENTIONS.md, trajectories (TUM), plots and reports."""

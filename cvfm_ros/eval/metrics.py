@@ -1,4 +1,4 @@
-"""Localization and matching metrics (../shared/CONVENTIONS.md, "Correspondences and metrics").
+"""Localization and matching metrics (docs/CONVENTIONS.md, "Correspondences and metrics").
 
 Per-sample errors are always kept next to the summaries so that reports can be recomputed.
 """

@@ -21,7 +21,7 @@ position and yaw errors (summaries, recall), `better_than_prior` (share of draws
 below the prior's own) and, over the fixes the matcher calls valid, their count, median and
 largest error. Per-draw rows are kept.
 
-Convention: ../shared/CONVENTIONS.md; the patch frame is centred on the prior (x east, y north).
+Convention: docs/CONVENTIONS.md; the patch frame is centred on the prior (x east, y north).
 """
 from __future__ import annotations
 

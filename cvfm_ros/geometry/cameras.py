@@ -1,6 +1,6 @@
 """Camera models: equirectangular panorama and pinhole (OpenCV distortion), plus mounting.
 
-Convention (../shared/CONVENTIONS.md):
+Convention (docs/CONVENTIONS.md):
 - Pinhole cameras work in the optical frame: z forward, x right, y down. Pixels follow OpenCV
   (the centre of the top-left pixel is (0, 0)).
 - Panoramas work in the panorama frame, whose axes are those of `base_link` (x forward, y left,

@@ -1,6 +1,6 @@
 """Metric grids: the BEV grid around a camera and georeferenced north-up aerial patches.
 
-Convention (../shared/CONVENTIONS.md): image-like grids are indexed (row, col) = (v, u); u grows
+Convention (docs/CONVENTIONS.md): image-like grids are indexed (row, col) = (v, u); u grows
 along the frame's +x (east for aerial patches), v grows along -y (south). Continuous pixel
 coordinates follow OpenCV (the centre of the top-left pixel is (0, 0)). For a patch of W x H
 pixels centred at (cx, cy) with `mpp` metres per pixel:

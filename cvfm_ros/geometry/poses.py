@@ -1,6 +1,6 @@
 """Batched SE(2) and SE(3) poses, yaw wrapping and ROS quaternion conversions.
 
-Convention (../shared/CONVENTIONS.md): planar poses are (x, y, yaw) in metres and radians, yaw is
+Convention (docs/CONVENTIONS.md): planar poses are (x, y, yaw) in metres and radians, yaw is
 the angle of the body +x axis from the frame's +x axis (east in `map`), counter-clockwise
 positive, wrapped to (-pi, pi]. Quaternions use ROS order (x, y, z, w).
 """

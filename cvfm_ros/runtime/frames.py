@@ -1,6 +1,6 @@
 """Frame bookkeeping shared by the node and the replay tool (pure numpy, no ROS).
 
-Convention: planar poses are numpy (3,) arrays (x, y, yaw) per ../shared/CONVENTIONS.md; a pose
+Convention: planar poses are numpy (3,) arrays (x, y, yaw) per docs/CONVENTIONS.md; a pose
 named `a_from_b` is the pose of frame b in frame a.
 """
 from __future__ import annotations

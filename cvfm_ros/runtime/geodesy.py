@@ -1,6 +1,6 @@
 """Geodesy: the `map` frame (ENU at a datum) <-> WGS84 <-> Web Mercator global pixels.
 
-Convention (../shared/CONVENTIONS.md):
+Convention (docs/CONVENTIONS.md):
 - `map` is the east-north-up tangent plane at a `Datum` (WGS84 latitude, longitude in degrees,
   ellipsoidal altitude in metres); x east, y north, z up, metres.
 - Web Mercator (EPSG:3857) global pixel coordinates at zoom z: the world is

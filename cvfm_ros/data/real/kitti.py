@@ -17,7 +17,7 @@ with f and r the vehicle's forward and right unit vectors, prior = truth - 20 m 
 and prior yaw = true yaw - sr * 10 deg (docs/REAL_DATASETS.md derives this from the reference
 data loaders).
 
-Convention on output (../shared/CONVENTIONS.md): base_link is the OXTS GPS/IMU unit projected to
+Convention on output (docs/CONVENTIONS.md): base_link is the OXTS GPS/IMU unit projected to
 the ground (x forward, y left, z up); the satellite image is an AerialPatch centred on (0, 0) of
 a local ENU frame at the GPS position, so the true pose is (0, 0, yaw) with yaw the OXTS heading
 (already ENU: 0 = east, counter-clockwise). The camera's extrinsics chain the KITTI calibration

@@ -22,7 +22,7 @@ Panoramas are north-aligned: the centre column looks north, azimuth growing to t
 north, VIGOR/compass convention) is simulated by rolling the panorama so that its centre column
 looks along h; the yaw of base_link is then `vigor_heading_to_yaw(h)`.
 
-Convention on output (../shared/CONVENTIONS.md): the aerial image is an `AerialPatch` centred on
+Convention on output (docs/CONVENTIONS.md): the aerial image is an `AerialPatch` centred on
 (0, 0) of a local ENU frame at the aerial image's centre; the pose is base_link's (x, y, yaw) in
 that frame (x east, y north, yaw CCW from east); base_link is the panorama centre projected to
 the ground.

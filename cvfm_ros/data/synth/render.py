@@ -1,6 +1,6 @@
 """Rendering with exact ground truth: aerial orthophotos and ground panoramas / pinhole views.
 
-Convention (../shared/CONVENTIONS.md): aerial images are north-up with OpenCV pixel centres and
+Convention (docs/CONVENTIONS.md): aerial images are north-up with OpenCV pixel centres and
 georeferenced as `AerialPatch`; ground views follow the panorama / pinhole conventions of
 `cvfm_ros.geometry.cameras`; ground-truth 3D points are in `map`.
 

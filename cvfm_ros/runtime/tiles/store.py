@@ -1,6 +1,6 @@
 """`TileStore`: metric aerial patches read from Web Mercator tiles, with caching and the HTTP fill.
 
-Convention (../shared/CONVENTIONS.md): a patch is north-up, W x H pixels centred on (cx, cy) in
+Convention (docs/CONVENTIONS.md): a patch is north-up, W x H pixels centred on (cx, cy) in
 `map` with `mpp` metres per pixel, pixel (u, v) at x = cx + (u - (W-1)/2)*mpp,
 y = cy - (v - (H-1)/2)*mpp (OpenCV pixel centres). Every output pixel goes map -> lat/lon ->
 Web Mercator pixel at the chosen zoom and is sampled bilinearly (cv2.remap) from a mosaic of the
