@@ -228,6 +228,37 @@ def test_qos_mismatch_and_bad_inputs_are_counted_not_fatal(drive_data):
         h.close()
 
 
+def test_panorama_camera_info_is_accepted_and_a_mismatched_one_counted(drive_data):
+    """A panorama camera's own camera_info ("equirectangular") is no bad input (it turned
+    /diagnostics to ERROR on every message); with camera.model pinhole it is the wrong camera."""
+    from sensor_msgs.msg import CameraInfo
+
+    drive, truth, odom, images = drive_data
+
+    def publish_equirectangular(h):
+        pub = h.peer.create_publisher(CameraInfo, "/camera_info", 10)
+        info = CameraInfo()
+        info.width, info.height, info.distortion_model = 256, 128, "equirectangular"
+        for _ in range(5):
+            pub.publish(info)
+            time.sleep(0.1)
+
+    h = Harness(_overrides(drive, truth[images[0][0]]), _domain())
+    try:
+        assert h.wait_for(lambda: h.last_diag() != {}, 5.0)
+        publish_equirectangular(h)
+        time.sleep(1.0)
+        assert "camera_info" not in h.last_diag().get("bad_inputs_by_source", ""), h.last_diag()
+    finally:
+        h.close()
+    h = Harness(_overrides(drive, truth[images[0][0]], **{"camera.model": "pinhole"}), _domain())
+    try:
+        publish_equirectangular(h)
+        assert h.wait_for(lambda: "camera_info=" in h.last_diag().get("bad_inputs_by_source", ""), 5.0), h.last_diag()
+    finally:
+        h.close()
+
+
 def test_flood_keeps_no_backlog_and_time_jump_resets(drive_data):
     drive, truth, odom, images = drive_data
     h = Harness(_overrides(drive, truth[images[0][0]]), _domain())

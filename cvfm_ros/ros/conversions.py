@@ -11,7 +11,6 @@ import numpy as np
 from geometry_msgs.msg import Quaternion
 
 from ..data.bags import camera_info_to_camera, image_to_numpy
-from ..geometry import PinholeCamera
 
 
 def stamp_to_sec(stamp) -> float:
@@ -21,13 +20,6 @@ def stamp_to_sec(stamp) -> float:
 def image_to_rgb(msg) -> np.ndarray:
     """sensor_msgs/Image or CompressedImage -> (H, W, 3) uint8 RGB. ValueError names the bad field."""
     return np.ascontiguousarray(image_to_numpy(msg, rgb=True))
-
-
-def camera_info_to_pinhole(msg) -> PinholeCamera:
-    camera = camera_info_to_camera(msg)
-    if not isinstance(camera, PinholeCamera):
-        raise ValueError("camera_info: expected a pinhole camera model")
-    return camera
 
 
 def quaternion_to_yaw_checked(q) -> float:

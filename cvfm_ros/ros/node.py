@@ -32,7 +32,7 @@ from ..runtime.result import LocalizationResult, Status
 from ..runtime.session import LatestSlot, LocalizationSession
 from ..runtime.settings import NodeSettings
 from .conversions import (
-    camera_info_to_pinhole, image_to_rgb, odometry_to_pose, pose_to_quaternion, quaternion_to_yaw_checked,
+    camera_info_to_camera, image_to_rgb, odometry_to_pose, pose_to_quaternion, quaternion_to_yaw_checked,
     stamp_to_sec,
 )
 from .parameters import declare_settings, read_settings
@@ -169,9 +169,18 @@ class LocalizerNode(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
-            self._camera_info = camera_info_to_pinhole(msg)
+            camera = camera_info_to_camera(msg)
         except ValueError as exc:
             self._bad_input("camera_info", str(exc))
+            return
+        if isinstance(camera, PanoramaCamera):
+            # A panorama's model is its image size: its camera_info ("equirectangular") is fine
+            # and carries nothing to keep; with camera.model pinhole it is the wrong camera.
+            if self.settings.camera.model != "panorama":
+                self._bad_input("camera_info", "an equirectangular camera_info, but camera.model is "
+                                f"{self.settings.camera.model!r}")
+            return
+        self._camera_info = camera
 
     def _on_odometry(self, msg: Odometry) -> None:
         try:
