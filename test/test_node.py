@@ -259,6 +259,33 @@ def test_panorama_camera_info_is_accepted_and_a_mismatched_one_counted(drive_dat
         h.close()
 
 
+def test_a_frame_that_raises_does_not_stop_localization(drive_data):
+    """An unexpected exception in one frame (here injected into the session) is counted and shown
+    as INTERNAL_ERROR in /diagnostics; the worker goes on and the next frames are localized."""
+    drive, truth, odom, images = drive_data
+    h = Harness(_overrides(drive, truth[images[0][0]], odom_wait_s=2.0), _domain())
+    try:
+        assert h.wait_for(lambda: h.node.session is not None, 5.0)
+        session = h.node.session
+        real_on_image, calls = session.on_image, []
+
+        def failing_twice(*args, **kwargs):
+            calls.append(1)
+            if len(calls) <= 2:
+                raise RuntimeError("injected failure")
+            return real_on_image(*args, **kwargs)
+
+        session.on_image = failing_twice
+        _stream(h, odom, images, every=5, settle=8.0, max_images=5, odometry_lags=True)
+        assert h.wait_for(lambda: len(h.poses) >= 1, 10.0), h.last_diag()
+        assert h.node._internal_errors == 2 and len(calls) >= 3
+        assert h.wait_for(lambda: h.last_diag().get("internal_errors") == "2", 5.0), h.last_diag()
+        messages = [a.status[0].message for a in h.diagnostics]
+        assert any(m.startswith("INTERNAL_ERROR: RuntimeError: injected failure") for m in messages), messages[-5:]
+    finally:
+        h.close()
+
+
 def test_flood_keeps_no_backlog_and_time_jump_resets(drive_data):
     drive, truth, odom, images = drive_data
     h = Harness(_overrides(drive, truth[images[0][0]]), _domain())

@@ -66,6 +66,8 @@ class LocalizerNode(LifecycleNode):
         self._pubs: dict = {}
         self._timer = None
         self._camera_info: PinholeCamera | None = None
+        self._internal_errors = 0  # frames whose processing raised (the worker goes on)
+        self._last_internal_error = ""
         self._logged_reasons: set[str] = set()
         self.session: LocalizationSession | None = None
         self.settings: NodeSettings | None = None
@@ -261,31 +263,45 @@ class LocalizerNode(LifecycleNode):
             if msg is None:
                 continue
             try:
-                image = image_to_rgb(msg)
-                camera = self._camera_for(msg, image.shape[1], image.shape[0])
-            except ValueError as exc:
-                self._bad_input("image", str(exc))
-                continue
-            stamp = stamp_to_sec(msg.header.stamp)
-            with self._lock:
-                if self.session is None:
+                if not self._process(msg):
                     return
-                # Odometry often lags the camera by a few ms; waiting briefly for it makes the prior and
-                # map->odom interpolate instead of extrapolate. Bounded, so a dead odometry topic costs little.
-                self._odometry_arrived.wait_for(lambda: self.session is None
-                                                or self.session.tracker.odometry_covers(stamp),
-                                                timeout=self.settings.odom_wait_s)
-                if self.session is None:
-                    return
-                result = self.session.on_image(image, stamp, camera)
-                odom = self.session.tracker.odom_at(stamp)
-            self.last_result = result
-            if result.status != Status.OK:
-                self._log_once(f"status:{result.status.name}", f"{result.status.name}: {result.reason}")
-                continue
-            self._publish_pose(msg.header.stamp, result)
-            self._publish_tf(msg.header.stamp, result, odom[0] if odom is not None else None)
-            self._publish_debug(msg.header.stamp, image, result)
+                self._last_internal_error = ""
+            except Exception as exc:  # noqa: BLE001 (one bad frame must not end localization)
+                # The worker is the only thread that localizes: if it died, /diagnostics would keep
+                # reporting the last good status while nothing is published. Count, report, go on.
+                self._internal_errors += 1
+                self._last_internal_error = f"{type(exc).__name__}: {exc}"
+                self.get_logger().error(f"frame failed ({self._last_internal_error}); continuing with the next one")
+
+    def _process(self, msg) -> bool:
+        """Localize one image and publish; False when the session is gone (the worker stops)."""
+        try:
+            image = image_to_rgb(msg)
+            camera = self._camera_for(msg, image.shape[1], image.shape[0])
+        except ValueError as exc:
+            self._bad_input("image", str(exc))
+            return True
+        stamp = stamp_to_sec(msg.header.stamp)
+        with self._lock:
+            if self.session is None:
+                return False
+            # Odometry often lags the camera by a few ms; waiting briefly for it makes the prior and
+            # map->odom interpolate instead of extrapolate. Bounded, so a dead odometry topic costs little.
+            self._odometry_arrived.wait_for(lambda: self.session is None
+                                            or self.session.tracker.odometry_covers(stamp),
+                                            timeout=self.settings.odom_wait_s)
+            if self.session is None:
+                return False
+            result = self.session.on_image(image, stamp, camera)
+            odom = self.session.tracker.odom_at(stamp)
+        self.last_result = result
+        if result.status != Status.OK:
+            self._log_once(f"status:{result.status.name}", f"{result.status.name}: {result.reason}")
+            return True
+        self._publish_pose(msg.header.stamp, result)
+        self._publish_tf(msg.header.stamp, result, odom[0] if odom is not None else None)
+        self._publish_debug(msg.header.stamp, image, result)
+        return True
 
     # ----------------------------------------------------------------- outputs
     def _publish_pose(self, stamp, result: LocalizationResult) -> None:
@@ -378,12 +394,16 @@ class LocalizerNode(LifecycleNode):
                 "yaw_hypotheses": "" if self.last_result is None else str(self.last_result.yaw_hypotheses),
                 "tf_output": ("available" if self._tf_broadcaster is not None else
                               "unavailable: tf2_ros is not installed" if not TF2_AVAILABLE else "disabled"),
+                "internal_errors": str(self._internal_errors),
             }
+        if self._last_internal_error:  # the last frame failed inside the node: say so, loudly
+            status_name, reason = "INTERNAL_ERROR", self._last_internal_error
         diag = DiagnosticStatus()
         diag.name = f"{self.get_name()}: localization"
         diag.hardware_id = "cvfm_ros"
         diag.level = (DiagnosticStatus.OK if status_name == "OK" else
-                      DiagnosticStatus.ERROR if status_name in ("NO_TILES", "BAD_INPUT") else DiagnosticStatus.WARN)
+                      DiagnosticStatus.ERROR if status_name in ("NO_TILES", "BAD_INPUT", "INTERNAL_ERROR")
+                      else DiagnosticStatus.WARN)
         diag.message = f"{status_name}: {reason}" if reason else status_name
         diag.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray()
