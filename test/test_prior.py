@@ -61,3 +61,21 @@ def test_bad_odometry_rejected():
         tracker.add_odometry(0.0, np.array([np.nan, 0, 0]))
     with pytest.raises(ValueError, match="prior.buffer_s"):
         PriorConfig(buffer_s=0)
+
+
+@pytest.mark.parametrize("seed_stamp", ["zero", "at_first_odometry"])
+def test_a_fix_stays_anchored_after_its_odometry_leaves_the_buffer(seed_stamp):
+    """Long after buffer_s without an accepted fix, the prior is still the fix carried by all the
+    odometry since it (issue 12, item 3): not re-anchored to whatever odometry is oldest now."""
+    tracker = PriorTracker(PriorConfig(buffer_s=30.0))
+    t0 = 1000.0
+    fix = np.array([10.0, -5.0, 0.0])
+    if seed_stamp == "zero":  # a seed stamped 0 (no clock yet), given before any odometry
+        tracker.set_fix(0.0, fix, np.diag([25.0, 25.0, 0.01]))
+    for k in range(701):  # 70 s at 10 Hz, 1 m/s along odom +x, starting at odom x = 500
+        tracker.add_odometry(t0 + k / 10, np.array([500.0 + k / 10, 0.0, 0.0]))
+        if seed_stamp == "at_first_odometry" and k == 0:
+            tracker.set_fix(t0, fix, np.diag([25.0, 25.0, 0.01]))
+    pose, cov = tracker.prior_at(t0 + 70.0)
+    assert pose[:2] == pytest.approx([80.0, -5.0], abs=1e-6)  # 70 m driven since the fix
+    assert math.sqrt(cov[0, 0]) > 5.0  # and the uncertainty says so

@@ -68,6 +68,9 @@ class PriorTracker:
         self._poses: list[np.ndarray] = []
         self._distance: list[float] = []  # cumulative odometry path length at each sample
         self._fix: tuple[float, np.ndarray, np.ndarray] | None = None
+        # The odometry (pose, path length) at the fix, fixed once known: propagation must not
+        # depend on what the buffer still holds (after buffer_s the fix's odometry is gone).
+        self._anchor: tuple[np.ndarray, float] | None = None
         self._newest: dict[str, float] = {}
         self.resets = 0
 
@@ -109,10 +112,23 @@ class PriorTracker:
         else:  # out of order: recompute from scratch (rare)
             steps = [float(np.hypot(*(b[:2] - a[:2]))) for a, b in zip(self._poses, self._poses[1:])]
             self._distance = [0.0, *np.cumsum(steps).tolist()]
+        self._resolve_anchor()
         while self._stamps and self._stamps[0] < self._stamps[-1] - self.config.buffer_s:
             self._stamps.pop(0)
             self._poses.pop(0)
             self._distance.pop(0)
+
+    def _resolve_anchor(self) -> None:
+        """Pin the fix to the odometry at its stamp as soon as the buffer has it; a fix older than
+        all odometry (a seed stamped 0, or one from before odometry started) is pinned to the
+        first odometry received after it, once, not to whatever is oldest later."""
+        if self._fix is None or self._anchor is not None or not self._stamps:
+            return
+        at_fix = self.odom_at(self._fix[0])
+        if at_fix is not None:
+            self._anchor = (at_fix[0].copy(), at_fix[1])
+        elif self._fix[0] < self._stamps[0]:
+            self._anchor = (self._poses[0].copy(), self._distance[0])
 
     def odom_at(self, stamp: float) -> tuple[np.ndarray, float] | None:
         """Interpolated `odom` pose and cumulative distance at `stamp`, or None outside the buffer."""
@@ -139,18 +155,19 @@ class PriorTracker:
         if covariance.shape != (3, 3) or not np.isfinite(covariance).all():
             raise ValueError("fix covariance: expected a finite 3x3 matrix")
         self._fix = (stamp, map_pose.copy(), covariance.copy())
+        self._anchor = None
+        self._resolve_anchor()
 
     def prior_at(self, stamp: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The fix propagated to `stamp` by odometry: (pose (3,), covariance (3, 3)), or None."""
         if self._fix is None:
             return None
         fix_stamp, fix_pose, fix_cov = self._fix
-        at_fix, at_now = self.odom_at(fix_stamp), self.odom_at(stamp)
-        if at_now is None:
+        self._resolve_anchor()
+        at_now = self.odom_at(stamp)
+        if at_now is None or self._anchor is None:
             return None
-        if at_fix is None:
-            # The fix predates the buffer: use the oldest odometry we still have.
-            at_fix = (self._poses[0], self._distance[0])
+        at_fix = self._anchor
         delta = relative(at_fix[0], at_now[0])
         distance = abs(at_now[1] - at_fix[1])
         pose = compose(fix_pose, delta)
