@@ -19,14 +19,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..model import read_checkpoint, release_checkpoint
-    from .train import _calibrate
+    from .train import calibrate
 
     if args.calibrate < 20:
         raise ValueError(f"--calibrate: expected at least 20 validation pairs, got {args.calibrate}")
     extra = read_checkpoint(args.weights)["extra"]
     old_runtime = dict(extra.get("runtime", {}))
     mpp = float(old_runtime.get("aerial_mpp", extra.get("train_config", {}).get("data", {}).get("aerial_mpp", 0.4)))
-    runtime, pose = _calibrate(args.weights, args.calibrate, mpp, gate=not args.no_gate)
+    runtime, pose = calibrate(args.weights, args.calibrate, mpp, gate=not args.no_gate)
     written = release_checkpoint(args.weights, args.out, {**old_runtime, **runtime}, pose=pose)
     print(f"released {args.out} (step {written['step']}, runtime {written['runtime']}, pose {pose})")
     return 0

@@ -24,31 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _calibrate(checkpoint, pairs: int, mpp: float, gate: bool) -> tuple[dict, dict]:
-    """Validity gate (with `gate`) and covariance calibration of a checkpoint on a validation draw
-    (synth-same seed 1, see eval.benchmark) -> (runtime metadata, pose-solver settings)."""
-    from dataclasses import replace
-
+def calibrate(checkpoint, pairs: int, mpp: float, gate: bool) -> tuple[dict, dict]:
+    """Calibrate a checkpoint for release on the validation draw and print what was found ->
+    (runtime metadata, pose-solver settings); shared by `train --release` and `release`."""
     from .demo import DEFAULT_CACHE
-    from ..eval.benchmark import benchmark_pairs, calibrate_covariance_scale, calibrate_validity_gate
-    from ..model import load_matcher
-    from ..runtime.localizer import COVARIANCE_FLOOR
+    from ..eval.benchmark import calibrate_for_release
 
-    matcher = load_matcher(checkpoint)
-    files = benchmark_pairs("synth-same", 1, pairs, DEFAULT_CACHE / "benchmarks", matcher.config.ground_hw,
-                            matcher.config.aerial_hw[0], mpp, 10.0)
-    pose = {}
-    if gate:
-        g = calibrate_validity_gate(matcher, files, mpp)
-        pose = {"min_effective_inliers": g["min_effective_inliers"]}
-        matcher.config = replace(matcher.config, pose=replace(matcher.config.pose, **pose))
-        print(f"validity gate on {g['pairs']} validation pairs and as many mismatched ones: min_effective_inliers "
-              f"{g['min_effective_inliers']:.2f}; valid positives {g['positives_valid_before']:.0%} -> "
-              f"{g['positives_valid_after']:.0%}, mismatched {g['negatives_valid_before']:.0%} -> {g['negatives_valid_after']:.0%}")
-    result = calibrate_covariance_scale(matcher, files, mpp, COVARIANCE_FLOOR)
-    print(f"covariance calibration on {result['valid_pairs']}/{result['pairs']} valid validation pairs: "
-          f"median NEES {result['median_nees_unscaled']:.2f} unscaled -> scale {result['covariance_scale']:.3f}")
-    return {"covariance_scale": result["covariance_scale"]}, pose
+    runtime, pose, report = calibrate_for_release(checkpoint, pairs, mpp, DEFAULT_CACHE / "benchmarks", gate)
+    for line in report:
+        print(line)
+    return runtime, pose
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
         runtime, pose = {}, {}
         if args.calibrate > 0:
-            runtime, pose = _calibrate(path, args.calibrate, cfg.data.aerial_mpp, gate=not args.no_gate)
+            runtime, pose = calibrate(path, args.calibrate, cfg.data.aerial_mpp, gate=not args.no_gate)
         extra = release_checkpoint(path, args.release, runtime, pose=pose)
         print(f"released {args.release} (step {extra['step']}, runtime {extra['runtime']})")
     return 0

@@ -27,15 +27,11 @@ PRIOR_XY_M = 10.0
 PINHOLE_HFOV_DEG = 90.0
 
 
-def benchmark_camera(kind: str, ground_hw: tuple[int, int], rng: np.random.Generator) -> MountedCamera:
-    """The ground camera of one benchmark pair: a level panorama, or a forward pinhole with a 90 deg
-    horizontal FOV (square pixels) pitched 0-8 deg down; mounted 1.4-2.2 m high."""
+def benchmark_pinhole(ground_hw: tuple[int, int], rng: np.random.Generator) -> MountedCamera:
+    """The ground camera of a pinhole benchmark pair: looking forward with a 90 deg horizontal FOV
+    (square pixels), pitched 0-8 deg down, mounted 1.4-2.2 m high."""
     hg, wg = ground_hw
     height = float(rng.uniform(1.4, 2.2))
-    if kind == "panorama":
-        return MountedCamera.panorama(wg, hg, height)
-    if kind != "pinhole":
-        raise ValueError(f"--camera: expected 'panorama' or 'pinhole', got {kind!r}")
     f = 0.5 * wg / math.tan(math.radians(PINHOLE_HFOV_DEG) / 2)
     return MountedCamera.forward_pinhole(PinholeCamera(f, f, (wg - 1) / 2, (hg - 1) / 2, wg, hg), height,
                                          math.radians(float(rng.uniform(0, 8))))
@@ -46,6 +42,8 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
     """Generate (once) and return the .npz files of a benchmark draw (`camera`: panorama or pinhole)."""
     from ..data.synth import SEEN_STYLES, UNSEEN_STYLES, generate_world, make_pair
 
+    if camera not in ("panorama", "pinhole"):
+        raise ValueError(f"--camera: expected 'panorama' or 'pinhole', got {camera!r}")
     if name not in BENCHMARKS:
         raise ValueError(f"--benchmark: expected one of {sorted(BENCHMARKS)}, got {name!r}")
     kind, seed_base = BENCHMARKS[name]
@@ -63,7 +61,7 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
             world = generate_world(styles[(i // per_world) % len(styles)], seed_base + seed * 1000 + i // per_world,
                                    size_m=160.0)
         rng = np.random.default_rng([seed_base, seed, i])
-        mounted = None if camera == "panorama" else benchmark_camera(camera, ground_hw, np.random.default_rng([seed_base, seed, i, 1]))
+        mounted = None if camera == "panorama" else benchmark_pinhole(ground_hw, np.random.default_rng([seed_base, seed, i, 1]))
         s = make_pair(world, rng, camera="pano" if mounted is None else "pinhole", ground_size=(ground_hw[1], ground_hw[0]),
                       aerial_size=aerial_px, mpp=mpp, max_offset_frac=PRIOR_XY_M / (aerial_px * mpp / 2),
                       prior_yaw_noise_deg=yaw_noise_deg, camera_override=mounted)
@@ -189,10 +187,11 @@ def calibrate_validity_gate(matcher: torch.nn.Module, files: list[Path], mpp: fl
     Positives are the benchmark pairs; negatives pair each ground image with the aerial patch of
     the pair half the draw away (a place the camera is not in: what a matcher meets on imagery it
     does not understand, or with a prior that is far off). A draw holds 10 consecutive pairs per
-    world, so with 20 pairs or more that patch is from another world, never an overlapping one. The threshold is the lowest effective-inlier
-    count above every negative's and every positive's that the matcher calls valid but is more
-    than `max_error_m` off, with `max_false_share` of them allowed through (0: none). Returns the
-    threshold and the valid shares of positives and negatives before and after it.
+    world, so with 20 pairs or more that patch is from another world, never an overlapping one.
+    The threshold is the lowest effective-inlier count above every negative's and every
+    positive's that the matcher calls valid but is more than `max_error_m` off, with
+    `max_false_share` of them allowed through (0: none). Returns the threshold and the valid
+    shares of positives and negatives before and after it.
     """
     if len(files) < 20:
         raise ValueError(f"validity calibration: need at least 20 pairs (negatives from other worlds), got {len(files)}")
@@ -205,9 +204,8 @@ def calibrate_validity_gate(matcher: torch.nn.Module, files: list[Path], mpp: fl
         pos, neg = [], []
         shift = len(files) // 2
         for i, path in enumerate(files):
-            batch, truth, _ = load_pair(path, matcher, mpp)
             other, _, _ = load_pair(files[(i + shift) % len(files)], matcher, mpp)
-            load_pair(path, matcher, mpp)  # the ground image's own camera
+            batch, truth, _ = load_pair(path, matcher, mpp)  # last, so the matcher has this ground camera
             with torch.inference_mode():
                 out = matcher(batch)
                 wrong = matcher({**batch, "aerial": other["aerial"]})
@@ -227,6 +225,35 @@ def calibrate_validity_gate(matcher: torch.nn.Module, files: list[Path], mpp: fl
             "negatives_valid_before": float(np.mean([v for _, v in neg])), "negatives_valid_after": share(neg),
             "positive_scores_median": float(np.median([s for s, *_ in pos])),
             "negative_scores_max": float(max(s for s, _ in neg))}
+
+
+def calibrate_for_release(checkpoint: str | Path, pairs: int, mpp: float, cache: Path,
+                          gate: bool) -> tuple[dict, dict, list[str]]:
+    """Validity gate (with `gate`) and covariance scale of a checkpoint, calibrated on the
+    validation draw (synth-same seed 1, `pairs` pairs, not a test draw) -> (runtime metadata,
+    pose-solver settings, a report line per calibration). The covariance is calibrated with the
+    new gate in place, over the fixes that stay valid."""
+    from dataclasses import replace
+
+    from ..model import load_matcher
+    from ..runtime.localizer import COVARIANCE_FLOOR
+
+    matcher = load_matcher(checkpoint)
+    files = benchmark_pairs("synth-same", 1, pairs, cache, matcher.config.ground_hw, matcher.config.aerial_hw[0],
+                            mpp, 10.0)
+    pose, report = {}, []
+    if gate:
+        g = calibrate_validity_gate(matcher, files, mpp)
+        pose = {"min_effective_inliers": g["min_effective_inliers"]}
+        matcher.config = replace(matcher.config, pose=replace(matcher.config.pose, **pose))
+        report.append(f"validity gate on {g['pairs']} validation pairs and as many mismatched ones: "
+                      f"min_effective_inliers {g['min_effective_inliers']:.2f}; valid positives "
+                      f"{g['positives_valid_before']:.0%} -> {g['positives_valid_after']:.0%}, mismatched "
+                      f"{g['negatives_valid_before']:.0%} -> {g['negatives_valid_after']:.0%}")
+    result = calibrate_covariance_scale(matcher, files, mpp, COVARIANCE_FLOOR)
+    report.append(f"covariance calibration on {result['valid_pairs']}/{result['pairs']} valid validation pairs: "
+                  f"median NEES {result['median_nees_unscaled']:.2f} unscaled -> scale {result['covariance_scale']:.3f}")
+    return {"covariance_scale": result["covariance_scale"]}, pose, report
 
 
 def write_json(path: Path, payload: dict) -> None:

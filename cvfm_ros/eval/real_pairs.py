@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..geometry import MountedCamera, PanoramaCamera, PinholeCamera
+from ..geometry import MountedCamera, PinholeCamera
 from ..model.train_sources import aerial_crop
 from .metrics import nees, position_error_m, recall, summarize, yaw_error_deg
 
@@ -141,32 +141,37 @@ def prior_draws(pair_index: int, radius_m: float, count: int, seed: int) -> np.n
     return np.stack([r * np.cos(angle), r * np.sin(angle), dyaw], 1)
 
 
-def pair_inputs(pair: RealPair, ground_hw: tuple[int, int], aerial_px: int, mpp: float,
-                ground: np.ndarray, aerial: np.ndarray, offset: np.ndarray) -> tuple[dict, np.ndarray, MountedCamera]:
-    """The matcher's batch for one prior draw, the true pose (3,) in the patch frame and the camera.
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 255
 
-    `ground`, `aerial`: the pair's images as read (RGB uint8); `offset`: (dx, dy, dyaw) prior - truth."""
+
+def ground_input(pair: RealPair, ground: np.ndarray, ground_hw: tuple[int, int]) -> tuple[torch.Tensor, MountedCamera]:
+    """The pair's ground image as the matcher's input (1, 3, Hg, Wg), undistorted and resized once
+    per pair, and its camera scaled with it. `ground`: the image as read (RGB uint8)."""
     hg, wg = ground_hw
     mounted = pair.mounted_camera(ground.shape[1], ground.shape[0])
-    if isinstance(mounted.camera, PinholeCamera) and mounted.camera.is_distorted:
-        cam = mounted.camera
-        k = np.array([[cam.fx, 0, cam.cx], [0, cam.fy, cam.cy], [0, 0, 1]])
-        ground = cv2.undistort(ground, k, np.asarray(cam.distortion, float))
-        mounted = MountedCamera(PinholeCamera(cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height),
-                                mounted.base_from_camera)
-    mounted = mounted.resized(wg, hg)
-    ground = cv2.resize(ground, (wg, hg), interpolation=cv2.INTER_AREA)
+    if isinstance(mounted.camera, PinholeCamera):
+        ground, camera = mounted.camera.undistort_image(ground)
+        mounted = MountedCamera(camera, mounted.base_from_camera)
+    return _to_tensor(cv2.resize(ground, (wg, hg), interpolation=cv2.INTER_AREA)), mounted.resized(wg, hg)
+
+
+def draw_inputs(pair: RealPair, ground: torch.Tensor, aerial: np.ndarray, aerial_px: int, mpp: float,
+                offset: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The matcher's batch for one prior draw and the true pose (3,) in the patch frame.
+
+    `ground`: from `ground_input`; `aerial`: the pair's aerial image as read (RGB uint8);
+    `offset`: (dx, dy, dyaw) prior - truth."""
     u, v = pair.camera_uv
     # Prior position in aerial pixels: x east = +u, y north = -v.
     centre = (u + offset[0] / pair.aerial_mpp, v - offset[1] / pair.aerial_mpp)
     patch, _ = aerial_crop(aerial, pair.aerial_mpp, centre, aerial_px * mpp, aerial_px, border=cv2.BORDER_CONSTANT)
     yaw = math.radians(pair.yaw_deg)
     prior_yaw = math.remainder(yaw + float(offset[2]), 2 * math.pi)
-    to_tensor = lambda im: torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1))).float()[None] / 255  # noqa: E731
-    batch = {"ground": to_tensor(ground), "aerial": to_tensor(patch), "aerial_mpp": mpp,
+    batch = {"ground": ground, "aerial": _to_tensor(patch), "aerial_mpp": mpp,
              "prior_yaw": torch.tensor([prior_yaw], dtype=torch.float32)}
     truth = np.array([-offset[0], -offset[1], math.remainder(yaw, 2 * math.pi)])
-    return batch, truth, mounted
+    return batch, truth
 
 
 def evaluate_real(matcher: torch.nn.Module, pairs: list[RealPair], mpp: float, priors: int = PRIORS_PER_PAIR,
@@ -182,10 +187,11 @@ def evaluate_real(matcher: torch.nn.Module, pairs: list[RealPair], mpp: float, p
     search = yaw_step_deg > 0 and getattr(matcher, "yaw_search", True)
     rows = []
     for index, pair in enumerate(tqdm(pairs, disable=not progress, desc="real pairs", unit="pair")):
-        ground, aerial = _read_rgb(pair.ground, f"{pair.name}.ground"), _read_rgb(pair.aerial, f"{pair.name}.aerial")
+        ground, camera = ground_input(pair, _read_rgb(pair.ground, f"{pair.name}.ground"), ground_hw)
+        aerial = _read_rgb(pair.aerial, f"{pair.name}.aerial")
+        matcher.set_camera(camera)
         for draw, offset in enumerate(prior_draws(index, pair.max_prior_offset_m, priors, seed)):
-            batch, truth, camera = pair_inputs(pair, ground_hw, aerial_px, mpp, ground, aerial, offset)
-            matcher.set_camera(camera)
+            batch, truth = draw_inputs(pair, ground, aerial, aerial_px, mpp, offset)
             yaws = (yaw_hypotheses(float(batch["prior_yaw"][0]), math.radians(PRIOR_YAW_DEG) / 3,
                                    math.radians(yaw_step_deg)) if search else batch["prior_yaw"].numpy())
             started = time.perf_counter()

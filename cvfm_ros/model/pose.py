@@ -34,7 +34,7 @@ class PoseSolverConfig:
     min_inlier_share: float = 0.5  # robust solve: share of match weight its rounds keep, below -> invalid
     # Effective inliers (effective matches x inlier share) below this -> invalid. 0 = off; set at
     # release so that mismatched pairs (imagery the matcher cannot explain) are called invalid
-    # (eval/calibration.py, `calibrate_validity_gate`).
+    # (eval/benchmark.py, `calibrate_validity_gate`).
     min_effective_inliers: float = 0.0
     covariance_scale: float = 1.0  # multiplies the Procrustes covariance (calibration knob)
     # Cauchy reweighting rounds of the Procrustes at inference (geometry.reweighted_procrustes_2d)

