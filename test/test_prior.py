@@ -44,15 +44,49 @@ def test_no_prior_without_fix_or_odometry():
     assert tracker.prior_at(1.1) is not None
 
 
-def test_backwards_time_jump_resets():
+def test_backwards_time_jump_confirmed_by_two_messages_resets():
     t, odom = _drive()
     tracker = PriorTracker(PriorConfig(time_jump_s=1.0))
     for ti, p in zip(t, odom):
         tracker.add_odometry(ti, p)
     tracker.set_fix(t[-1], np.zeros(3))
-    assert not tracker.check_time(t[-1] - 5.0, stream="image")  # first image stamp
-    assert tracker.check_time(t[-1] - 5.0)
+    tracker.add_odometry(0.0, odom[0])  # a bag restarted: the first message waits for the next one
+    assert tracker.has_fix and tracker.resets == 0
+    tracker.add_odometry(0.1, odom[1])
     assert not tracker.has_fix and tracker.prior_at(t[-1]) is None and tracker.resets == 1
+    assert tracker.first_odometry_stamp == 0.0 and tracker.odometry_covers(0.1)  # both kept
+
+
+@pytest.mark.parametrize("stray_stamp", [1e9, 0.0], ids=["future", "zero"])
+def test_a_lone_stamp_off_the_timeline_is_ignored(stray_stamp):
+    """One odometry message stamped far in the future or at zero (a broken driver, an unset
+    header) reset the tracker and dropped the seed for good (issue 12, item 4)."""
+    t, odom = _drive()
+    tracker = PriorTracker(PriorConfig(time_jump_s=1.0))
+    for ti, p in zip(t[:50], odom[:50]):
+        tracker.add_odometry(ti, p)
+    tracker.set_fix(t[40], np.zeros(3))
+    tracker.add_odometry(stray_stamp, odom[0] + 100.0)
+    for ti, p in zip(t[50:], odom[50:]):
+        tracker.add_odometry(ti, p)
+    assert tracker.resets == 0 and tracker.ignored_stamps == 1 and tracker.has_fix
+    pose, _ = tracker.prior_at(t[-1])
+    reference = PriorTracker(PriorConfig(time_jump_s=1.0))
+    for ti, p in zip(t, odom):
+        reference.add_odometry(ti, p)
+    reference.set_fix(t[40], np.zeros(3))
+    assert np.allclose(pose, reference.prior_at(t[-1])[0])  # as if the stray message never came
+
+
+def test_a_gap_ahead_is_kept_once_the_next_message_confirms_it():
+    tracker = PriorTracker(PriorConfig(time_jump_s=1.0))
+    tracker.add_odometry(1.0, np.zeros(3))
+    tracker.set_fix(1.0, np.zeros(3))
+    tracker.add_odometry(5.0, np.array([4.0, 0.0, 0.0]))  # odometry came back after 4 s
+    assert not tracker.odometry_covers(5.0)
+    tracker.add_odometry(5.1, np.array([4.1, 0.0, 0.0]))
+    assert tracker.odometry_covers(5.0) and tracker.resets == 0 and tracker.ignored_stamps == 0
+    assert np.allclose(tracker.prior_at(5.0)[0], [4.0, 0.0, 0.0])
 
 
 def test_bad_odometry_rejected():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -91,6 +92,7 @@ class LocalizerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.session = LocalizationSession(localizer, self.settings.prior)
         self._seed_from_parameters(0.0)
+        self._prepare_backend(localizer)
         self._pubs = {
             "pose": self.create_publisher(PoseWithCovarianceStamped, "~/pose", 10),
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
@@ -105,6 +107,18 @@ class LocalizerNode(LifecycleNode):
         self.get_logger().info(f"configured: backend={getattr(localizer, 'backend_name', '?')}, "
                                f"tf={'on' if self._tf_broadcaster else 'unavailable' if not TF2_AVAILABLE else 'off'}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _prepare_backend(self, localizer) -> None:
+        """Choose and warm up the inference backend now (export, engine build, validation take
+        seconds), not on the first image. A panorama's model camera is known from the parameters;
+        a pinhole camera's waits for camera_info, so its backend is chosen on its first frame."""
+        prepare = getattr(localizer, "prepare", None)
+        if prepare is None or self.settings.camera.model != "panorama":
+            return
+        try:
+            prepare(MountedCamera(PanoramaCamera(2 * 256, 256), self.settings.camera.extrinsics()))
+        except ValueError as exc:  # the first frame tries again and reports BAD_INPUT if it fails too
+            self.get_logger().error(f"backend selection failed at configure: {exc}")
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         s = self.settings
@@ -165,9 +179,11 @@ class LocalizerNode(LifecycleNode):
         self._log_once(f"{source}:{reason}", f"ignored {source}: {reason}")
 
     def _on_image(self, msg) -> None:
-        if self._slot.put(msg) and self.session is not None:
-            with self._lock:
-                self.session.stats.dropped_frames += 1
+        dropped = self._slot.put(msg)
+        with self._lock:
+            if self.session is not None:
+                self.session.on_image_received(stamp_to_sec(msg.header.stamp))
+                self.session.stats.dropped_frames += int(dropped)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
@@ -226,7 +242,7 @@ class LocalizerNode(LifecycleNode):
         init = self.settings.initial_pose
         if init.enabled:
             cov = np.diag([init.std_xy_m**2, init.std_xy_m**2, math.radians(init.std_yaw_deg)**2])
-            self.session.seed(stamp, np.array([init.x, init.y, init.yaw]), cov)
+            self.session.seed(stamp, np.array([init.x, init.y, init.yaw]), cov, standing=True)
 
     # ----------------------------------------------------------------- worker
     def _camera_for(self, msg, width: int, height: int) -> MountedCamera:
@@ -292,8 +308,19 @@ class LocalizerNode(LifecycleNode):
                                             timeout=self.settings.odom_wait_s)
             if self.session is None:
                 return False
-            result = self.session.on_image(image, stamp, camera)
-            odom = self.session.tracker.odom_at(stamp)
+            session = self.session
+            frame = session.start_frame(stamp)
+        # Inference runs without the lock: odometry, camera_info, seeds and /diagnostics go on.
+        result, latency_ms = None, None
+        if frame.result is None:
+            started = time.perf_counter()
+            result = session.localizer.localize(image, camera, frame.prior, frame.prior_cov, stamp)
+            latency_ms = (time.perf_counter() - started) * 1e3
+        with self._lock:
+            if self.session is not session:
+                return self.session is not None
+            result = session.complete_frame(frame, result, latency_ms)
+            odom = session.tracker.odom_at(stamp)
         self.last_result = result
         if result.status != Status.OK:
             self._log_once(f"status:{result.status.name}", f"{result.status.name}: {result.reason}")

@@ -172,6 +172,23 @@ class Localizer:
             self.backend_attempts = selection.attempts
         return self._backends[key]
 
+    def prepare(self, camera: MountedCamera) -> str:
+        """Select, build and warm up the backend for `camera` (any size: the model camera is
+        `camera` at the matcher's input size) before the first frame; returns the backend name.
+        Raises ValueError when an explicitly requested backend fails."""
+        size = self.ground_size[camera.camera.kind]
+        model_camera, _, _ = _model_camera(camera, size)
+        # A fixed random texture, not zeros: the backend check compares poses, which a blank
+        # image leaves undefined.
+        rng = np.random.default_rng(0)
+        example = {
+            "ground": rng.random((1, 3, size[1], size[0]), dtype=np.float32),
+            "aerial": rng.random((1, 3, self.aerial_size, self.aerial_size), dtype=np.float32),
+            "prior_yaw": np.zeros(1, dtype=np.float32),
+        }
+        self._backend_for(model_camera, example)
+        return self.backend_name
+
     # ------------------------------------------------------------------ per frame
     def localize(self, image: np.ndarray, camera: MountedCamera, prior: np.ndarray, prior_cov: np.ndarray,
                  stamp: float) -> LocalizationResult:

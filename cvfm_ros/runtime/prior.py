@@ -20,7 +20,7 @@ class PriorConfig:
 
     buffer_s: float = 30.0  # odometry history kept for interpolation at image stamps
     max_extrapolation_s: float = 0.3  # an image newer than the last odometry by more has no prior
-    time_jump_s: float = 1.0  # a stamp this far behind the newest one is a backwards time jump
+    time_jump_s: float = 1.0  # odometry this far off the newest (confirmed by the next message) is a time jump
     odom_xy_noise_per_m: float = 0.05  # 1-sigma position growth per metre travelled
     odom_yaw_noise_per_m_deg: float = 0.5  # 1-sigma yaw growth per metre travelled
     odom_yaw_noise_per_s_deg: float = 0.1  # 1-sigma yaw growth per second (gyro bias)
@@ -61,9 +61,12 @@ class PriorTracker:
 
     def __init__(self, config: PriorConfig | None = None) -> None:
         self.config = config or PriorConfig()
+        self.resets = 0  # confirmed backwards time jumps (counters survive reset())
+        self.ignored_stamps = 0  # lone odometry stamps off the timeline (dropped)
         self.reset()
 
     def reset(self) -> None:
+        """Forget odometry and the fix (a time jump); the counters stay."""
         self._stamps: list[float] = []
         self._poses: list[np.ndarray] = []
         self._distance: list[float] = []  # cumulative odometry path length at each sample
@@ -71,8 +74,8 @@ class PriorTracker:
         # The odometry (pose, path length) at the fix, fixed once known: propagation must not
         # depend on what the buffer still holds (after buffer_s the fix's odometry is gone).
         self._anchor: tuple[np.ndarray, float] | None = None
-        self._newest: dict[str, float] = {}
-        self.resets = 0
+        # An odometry sample off the timeline, held until the next message confirms or refutes it.
+        self._pending: tuple[float, np.ndarray] | None = None
 
     @property
     def has_fix(self) -> bool:
@@ -82,25 +85,43 @@ class PriorTracker:
         """True when the buffer holds odometry at or after `stamp` (the prior interpolates, not extrapolates)."""
         return bool(self._stamps) and self._stamps[-1] >= stamp
 
-    def check_time(self, stamp: float, stream: str = "odom") -> bool:
-        """Record a stamp of one input stream ("odom", "image", ...); if it jumped backwards by more
-        than `time_jump_s` (a bag restarted, sim time reset), reset everything and return True."""
-        newest = self._newest.get(stream)
-        if newest is not None and stamp < newest - self.config.time_jump_s:
-            resets = self.resets + 1
-            self.reset()
-            self.resets = resets
-            self._newest[stream] = stamp
-            return True
-        self._newest[stream] = stamp if newest is None else max(newest, stamp)
-        return False
+    @property
+    def first_odometry_stamp(self) -> float | None:
+        """Stamp of the oldest buffered odometry (None before any)."""
+        return self._stamps[0] if self._stamps else None
 
     def add_odometry(self, stamp: float, odom_pose: np.ndarray) -> None:
-        """Add an `odom` pose. Raises ValueError on NaN/inf; out-of-order samples are inserted."""
+        """Add an `odom` pose. Raises ValueError on NaN/inf; out-of-order samples are inserted.
+
+        A stamp more than `time_jump_s` away from the newest odometry (either way) takes effect only
+        when the next message confirms the new timeline: then a jump back (a bag restarted, sim
+        time reset) resets the tracker (`resets`) and a jump ahead (a gap) is kept. A lone stamp in
+        the future or the past (a broken driver, an unset header) is dropped (`ignored_stamps`)
+        instead of resetting the tracker or wiping the buffer.
+        """
         odom_pose = np.asarray(odom_pose, dtype=float)
         if odom_pose.shape != (3,) or not np.isfinite(odom_pose).all() or not math.isfinite(stamp):
             raise ValueError("odometry: expected a finite (x, y, yaw) pose and stamp")
-        self.check_time(stamp)
+        for sample_stamp, sample_pose in self._screen(stamp, odom_pose):
+            self._insert(sample_stamp, sample_pose)
+
+    def _screen(self, stamp: float, pose: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """The samples to insert now (0, 1 or 2); see add_odometry."""
+        jump = self.config.time_jump_s
+        pending, self._pending = self._pending, None
+        if not self._stamps or abs(stamp - self._stamps[-1]) <= jump:
+            self.ignored_stamps += int(pending is not None)  # the held stamp was a lone outlier
+            return [(stamp, pose)]
+        if pending is None or stamp < pending[0] - jump:
+            self.ignored_stamps += int(pending is not None)
+            self._pending = (stamp, pose)  # off the timeline: wait for the next message
+            return []
+        if pending[0] < self._stamps[-1]:  # two messages agree that time went back
+            self.reset()
+            self.resets += 1
+        return [pending, (stamp, pose)]
+
+    def _insert(self, stamp: float, odom_pose: np.ndarray) -> None:
         i = bisect.bisect(self._stamps, stamp)
         if i > 0 and self._stamps[i - 1] == stamp:
             return

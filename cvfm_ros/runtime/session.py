@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from ..geometry import MountedCamera
+from .frames import wrap
 from .prior import PriorConfig, PriorTracker
 from .result import LocalizationResult, Status
 
@@ -47,59 +48,115 @@ class SessionStats:
         return float(np.percentile(list(self.latencies_ms), q)) if self.latencies_ms else 0.0
 
 
+@dataclass
+class PendingFrame:
+    """A frame between `LocalizationSession.start_frame` and `complete_frame`: its prior, or the
+    result it already has (no matcher run needed)."""
+
+    stamp: float
+    prior: np.ndarray | None = None
+    prior_cov: np.ndarray | None = None
+    result: LocalizationResult | None = None
+    resets: int = 0  # the tracker's reset count when the frame started
+
+
 class LocalizationSession:
-    """Feed odometry, seeds and images; get one `LocalizationResult` per processed image."""
+    """Feed odometry, seeds and images; get one `LocalizationResult` per processed image.
+
+    `on_image` runs one frame start to end. A node that must not hold its lock during inference
+    calls `start_frame` (under the lock), runs the localizer, then `complete_frame` (under the lock).
+    """
 
     def __init__(self, localizer: LocalizerLike, prior_config: PriorConfig | None = None) -> None:
         self.localizer = localizer
         self.tracker = PriorTracker(prior_config)
         self.stats = SessionStats()
+        # A seed from configuration (the pose where the robot starts): applied again after a
+        # confirmed backwards time jump (a bag restarted or sim time reset puts the robot there).
+        self._standing_seed: tuple[np.ndarray, np.ndarray | None] | None = None
 
     def on_odometry(self, stamp: float, odom_pose: np.ndarray) -> None:
         """Raises ValueError for a non-finite pose (the caller counts and logs it)."""
-        resets = self.tracker.resets
+        resets, ignored = self.tracker.resets, self.tracker.ignored_stamps
         self.tracker.add_odometry(stamp, odom_pose)
-        self.stats.time_jumps += self.tracker.resets - resets
+        if self.tracker.ignored_stamps > ignored:
+            self.record_bad_input("odom", f"a stamp more than prior.time_jump_s={self.tracker.config.time_jump_s} s "
+                                  "off the odometry timeline, not confirmed by the next message (ignored)")
+        if self.tracker.resets > resets:
+            self.stats.time_jumps += self.tracker.resets - resets
+            if self._standing_seed is not None:
+                self.tracker.set_fix(self.tracker.first_odometry_stamp, *self._standing_seed)
 
-    def seed(self, stamp: float, map_pose: np.ndarray, covariance: np.ndarray | None = None) -> None:
-        """An absolute pose from /initialpose, NavSatFix or configuration."""
+    def seed(self, stamp: float, map_pose: np.ndarray, covariance: np.ndarray | None = None, *,
+             standing: bool = False) -> None:
+        """An absolute pose from /initialpose, NavSatFix or configuration (`standing`: re-applied
+        after a time jump back, see __init__)."""
         self.tracker.set_fix(stamp, map_pose, covariance)
+        if standing:
+            self._standing_seed = (np.array(map_pose, dtype=float),
+                                   None if covariance is None else np.array(covariance, dtype=float))
 
     def record_bad_input(self, source: str, reason: str) -> None:
         self.stats.bad_inputs[source] += 1
         self.stats.last_status, self.stats.last_reason = Status.BAD_INPUT.name, f"{source}: {reason}"
 
-    def on_image(self, image: np.ndarray, stamp: float, camera: MountedCamera) -> LocalizationResult:
-        started = time.perf_counter()
-        self.stats.frames += 1
+    def on_image_received(self, stamp: float) -> None:
+        """Count an arriving image for `input_rate_hz` (also those dropped before processing)."""
         self.stats.image_stamps.append(stamp)
-        if self.tracker.check_time(stamp, stream="image"):
-            self.stats.time_jumps += 1
-            result = LocalizationResult(stamp, Status.NO_PRIOR, "time jumped backwards: prior and buffers reset")
+
+    def start_frame(self, stamp: float) -> PendingFrame:
+        """The prior for an image at `stamp`, or the result that needs no matcher run."""
+        self.stats.frames += 1
+        frame = PendingFrame(stamp, resets=self.tracker.resets)
+        if not stamp > 0:
+            frame.result = LocalizationResult(stamp, Status.BAD_INPUT, "image: the header stamp is zero "
+                                              "(unset); the prior needs the capture time")
+            return frame
+        prior = self.tracker.prior_at(stamp)
+        if prior is None:
+            reason = ("no absolute seed yet (set an initial pose, /initialpose or a NavSatFix)"
+                      if not self.tracker.has_fix else "no odometry around the image stamp")
+            frame.result = LocalizationResult(stamp, Status.NO_PRIOR, reason)
         else:
-            prior = self.tracker.prior_at(stamp)
-            if prior is None:
-                reason = ("no absolute seed yet (set an initial pose, /initialpose or a NavSatFix)"
-                          if not self.tracker.has_fix else "no odometry around the image stamp")
-                result = LocalizationResult(stamp, Status.NO_PRIOR, reason)
-            else:
-                result = self.localizer.localize(image, camera, prior[0], prior[1], stamp)
-                if result.ok:
-                    # Fuse the fix with the odometry-propagated prior (a Kalman update with H = I)
-                    # rather than replacing it: one wrong fix then moves the prior part of the way.
-                    self.tracker.set_fix(stamp, *fuse(prior[0], prior[1], result.pose, result.covariance))
+            frame.prior, frame.prior_cov = prior
+        return frame
+
+    def complete_frame(self, frame: PendingFrame, result: LocalizationResult | None = None,
+                       latency_ms: float | None = None) -> LocalizationResult:
+        """Take the localizer's `result` for `frame` (None when `frame.result` is set): fuse an OK
+        fix into the prior and update the statistics. `latency_ms` is the matcher run's time."""
+        if frame.result is not None:
+            result = frame.result
+        elif self.tracker.resets != frame.resets:
+            result = LocalizationResult(frame.stamp, Status.NO_PRIOR, "time jumped back during inference: "
+                                        "the fix belongs to the old timeline")
+        elif result.ok:
+            # Fuse the fix with the odometry-propagated prior (a Kalman update with H = I) rather
+            # than replacing it: one wrong fix then moves the prior part of the way. The prior is
+            # taken again now: a seed that arrived during inference is respected.
+            prior = self.tracker.prior_at(frame.stamp) or (frame.prior, frame.prior_cov)
+            self.tracker.set_fix(frame.stamp, *fuse(prior[0], prior[1], result.pose, result.covariance))
+        if frame.result is None and latency_ms is not None:
+            self.stats.latencies_ms.append(latency_ms)
         self.stats.statuses[result.status.name] += 1
         self.stats.last_status, self.stats.last_reason = result.status.name, result.reason
         if result.coverage is not None:
             self.stats.last_coverage = result.coverage
-        self.stats.latencies_ms.append((time.perf_counter() - started) * 1e3)
         return result
+
+    def on_image(self, image: np.ndarray, stamp: float, camera: MountedCamera) -> LocalizationResult:
+        """One frame start to end (replay; tests)."""
+        self.on_image_received(stamp)
+        frame = self.start_frame(stamp)
+        if frame.result is not None:
+            return self.complete_frame(frame)
+        started = time.perf_counter()
+        result = self.localizer.localize(image, camera, frame.prior, frame.prior_cov, stamp)
+        return self.complete_frame(frame, result, (time.perf_counter() - started) * 1e3)
 
 
 def fuse(prior: np.ndarray, prior_cov: np.ndarray, fix: np.ndarray, fix_cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Kalman update of a planar pose prior with an absolute fix (yaw residual wrapped)."""
-    from .frames import wrap
-
     innovation = np.asarray(fix, dtype=float) - prior
     innovation[2] = wrap(float(innovation[2]))
     gain = prior_cov @ np.linalg.inv(prior_cov + fix_cov)
