@@ -71,6 +71,13 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def setting(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field that is also a documented parameter: `help` (its description) and optional
+    `range=(low, high)`, `choices`, `read_only=True` (set at start only) in its metadata, which the
+    ROS parameter descriptors (ros/parameters.py) and the YAML checks (runtime/settings.py) read."""
+    return dataclasses.field(default=default, metadata={"help": help, **meta})
+
+
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
     """Build dataclass `cls` from `data`, rejecting unknown keys and mistyped values."""
     data = data or {}

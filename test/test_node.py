@@ -378,3 +378,45 @@ def test_inference_does_not_block_callbacks_and_the_backend_is_chosen_at_configu
         assert float(diag["input_rate_hz"]) > 2.0, diag  # arrivals (every 0.4 s of stamps), not processed frames
     finally:
         h.close()
+
+
+def test_parameters_are_described_and_writable_ones_apply_at_once(drive_data):
+    """Every parameter has a description, every numeric prior./tiles./gate. one a range; a
+    writable parameter set over the parameter service applies to the next frame, a read-only one
+    or an out-of-range value is refused with the parameter named (issue 12, item 8)."""
+    from rclpy.parameter_client import AsyncParameterClient
+
+    drive, truth, odom, images = drive_data
+    h = Harness(_overrides(drive, truth[images[0][0]], odom_wait_s=2.0), _domain())
+    try:
+        names = [n for n in h.node._parameters if n != "use_sim_time"]
+        descriptors = h.node.describe_parameters(names)
+        for name, d in zip(names, descriptors):
+            assert d.description, name
+            numeric = d.type in (2, 3)  # PARAMETER_INTEGER, PARAMETER_DOUBLE
+            if numeric and name.split(".")[0] in ("prior", "tiles", "gate"):
+                assert d.floating_point_range or d.integer_range, name
+        client = AsyncParameterClient(h.peer, "cvfm_localizer")
+        assert client.wait_for_services(5.0)
+
+        def set_param(name, value):
+            future = client.set_parameters([Parameter(name, value=value)])
+            assert h.wait_for(future.done, 5.0)
+            return future.result().results[0]
+
+        refused = set_param("tiles.path", "/elsewhere")
+        assert not refused.successful and "read-only" in refused.reason.lower()
+        refused = set_param("prior.buffer_s", -5.0)
+        assert not refused.successful and "prior.buffer_s" in refused.reason
+        assert h.node.settings.prior.buffer_s == 30.0
+        _stream(h, odom, images, every=10, settle=8.0, max_images=2)
+        assert h.wait_for(lambda: len(h.poses) >= 1, 10.0), h.last_diag()
+        assert set_param("gate.min_matches", 100000).successful
+        assert h.node.session.localizer.config.gate.min_matches == 100000  # the live object, not a copy
+        before = len(h.poses)
+        rest = [o for o in odom if o[0] > images[10][0] + 50_000_000]
+        _stream(h, rest, images[20:], every=10, settle=8.0, max_images=2)
+        assert h.wait_for(lambda: h.last_diag().get("last_status") == "LOW_CONFIDENCE", 5.0), h.last_diag()
+        assert len(h.poses) == before
+    finally:
+        h.close()

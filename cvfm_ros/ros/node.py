@@ -21,6 +21,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseWithCovarianceStamped, TransformStamped
 from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -36,7 +37,7 @@ from .conversions import (
     camera_info_to_camera, image_to_rgb, odometry_to_pose, pose_to_quaternion, quaternion_to_yaw_checked,
     stamp_to_sec,
 )
-from .parameters import declare_settings, read_settings
+from .parameters import apply_parameter_changes, declare_settings, read_settings
 
 try:  # tf2_ros comes with a ROS 2 installation, not with the pip wheels.
     import tf2_ros  # type: ignore
@@ -57,6 +58,7 @@ class LocalizerNode(LifecycleNode):
     def __init__(self, *, localizer_factory: Callable | None = None, **node_kwargs) -> None:
         super().__init__("cvfm_localizer", **node_kwargs)
         declare_settings(self, NodeSettings)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._factory = localizer_factory or _default_factory
         self._lock = threading.Lock()
         self._odometry_arrived = threading.Condition(self._lock)
@@ -80,6 +82,20 @@ class LocalizerNode(LifecycleNode):
         if self.get_parameter("autostart").value:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
+
+    def _on_set_parameters(self, params: list) -> SetParametersResult:
+        """Writable parameters (prior.*, gate.*, camera mounting, matcher.yaw_search_step_deg) take
+        effect on the next frame; read-only ones are refused by rclpy before this is called.
+        Before configure, values are simply read at configure."""
+        if self.settings is None:
+            return SetParametersResult(successful=True)
+        try:
+            with self._lock:
+                names = apply_parameter_changes(self.settings, {p.name: p.value for p in params})
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.get_logger().info(f"parameters applied: {', '.join(names)}")
+        return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

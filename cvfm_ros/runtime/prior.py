@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import setting
 from .frames import compose, relative, wrap
 
 
@@ -18,14 +19,22 @@ from .frames import compose, relative, wrap
 class PriorConfig:
     """How the prior is kept and how fast its uncertainty grows."""
 
-    buffer_s: float = 30.0  # odometry history kept for interpolation at image stamps
-    max_extrapolation_s: float = 0.3  # an image newer than the last odometry by more has no prior
-    time_jump_s: float = 1.0  # odometry this far off the newest (confirmed by the next message) is a time jump
-    odom_xy_noise_per_m: float = 0.05  # 1-sigma position growth per metre travelled
-    odom_yaw_noise_per_m_deg: float = 0.5  # 1-sigma yaw growth per metre travelled
-    odom_yaw_noise_per_s_deg: float = 0.1  # 1-sigma yaw growth per second (gyro bias)
-    initial_std_xy_m: float = 5.0  # uncertainty of a seed without its own covariance
-    initial_std_yaw_deg: float = 5.0
+    buffer_s: float = setting(30.0, "odometry history kept for interpolation at image stamps, seconds",
+                              range=(0.5, 3600.0))
+    max_extrapolation_s: float = setting(0.3, "an image newer than the last odometry by more has no prior, seconds",
+                                         range=(0.001, 10.0))
+    time_jump_s: float = setting(1.0, "odometry this far off the newest, confirmed by the next message, is a "
+                                 "time jump (back: the prior resets), seconds", range=(0.01, 3600.0))
+    odom_xy_noise_per_m: float = setting(0.05, "1-sigma position growth of the prior per metre travelled",
+                                         range=(0.0, 10.0))
+    odom_yaw_noise_per_m_deg: float = setting(0.5, "1-sigma yaw growth of the prior per metre travelled, degrees",
+                                              range=(0.0, 180.0))
+    odom_yaw_noise_per_s_deg: float = setting(0.1, "1-sigma yaw growth of the prior per second (gyro bias), degrees",
+                                              range=(0.0, 180.0))
+    initial_std_xy_m: float = setting(5.0, "1-sigma position of a seed without its own covariance, metres",
+                                      range=(0.01, 1e4))
+    initial_std_yaw_deg: float = setting(5.0, "1-sigma yaw of a seed without its own covariance, degrees",
+                                         range=(0.01, 180.0))
 
     def __post_init__(self) -> None:
         for name in ("buffer_s", "max_extrapolation_s", "time_jump_s", "initial_std_xy_m", "initial_std_yaw_deg"):

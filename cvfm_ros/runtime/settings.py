@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import from_dict, load_yaml
+from ..config import from_dict, load_yaml, setting
 from ..geometry import SE3
 from ..model.yaw_search import DEFAULT_STEP_DEG
 from .prior import PriorConfig
@@ -23,32 +23,29 @@ NODE_NAME = "cvfm_localizer"
 RO = {"read_only": True}
 
 
-def _f(default, help: str, **meta):
-    return field(default=default, metadata={"help": help, **meta})
-
-
 @dataclass
 class DatumSettings:
     """The geodetic origin of `map` (ENU)."""
 
-    latitude: float = _f(47.6062, "datum latitude in degrees (map origin)", range=(-85.05, 85.05), **RO)
-    longitude: float = _f(-122.3321, "datum longitude in degrees", range=(-180.0, 180.0), **RO)
-    altitude: float = _f(0.0, "datum altitude in metres (WGS84 ellipsoid)", **RO)
+    latitude: float = setting(47.6062, "datum latitude in degrees (map origin)", range=(-85.05, 85.05), **RO)
+    longitude: float = setting(-122.3321, "datum longitude in degrees", range=(-180.0, 180.0), **RO)
+    altitude: float = setting(0.0, "datum altitude in metres (WGS84 ellipsoid)", **RO)
 
 
 @dataclass
 class CameraSettings:
     """The camera model and its mounting when no TF is available."""
 
-    model: str = _f("panorama", "camera model: panorama (equirectangular) or pinhole (uses camera_info)",
+    model: str = setting("panorama", "camera model: panorama (equirectangular) or pinhole (uses camera_info)",
                     choices=("panorama", "pinhole"), **RO)
-    frame_id: str = _f("", "camera frame for the TF lookup base_link -> camera (empty: the image's frame_id)")
-    x_m: float = _f(0.0, "camera position in base_link, metres (used without TF)")
-    y_m: float = _f(0.0, "camera position in base_link, metres (used without TF)")
-    height_m: float = _f(1.8, "camera height above the ground under base_link, metres", range=(0.2, 10.0))
-    roll_deg: float = _f(0.0, "camera roll, degrees (used without TF)", range=(-45.0, 45.0))
-    pitch_deg: float = _f(0.0, "camera pitch down, degrees (used without TF)", range=(-45.0, 45.0))
-    yaw_deg: float = _f(0.0, "camera yaw relative to base_link +x, degrees (used without TF)", range=(-180.0, 180.0))
+    frame_id: str = setting("", "camera frame for the TF lookup base_link -> camera (empty: the image's frame_id)",
+                            **RO)
+    x_m: float = setting(0.0, "camera position in base_link, metres (used without TF)")
+    y_m: float = setting(0.0, "camera position in base_link, metres (used without TF)")
+    height_m: float = setting(1.8, "camera height above the ground under base_link, metres", range=(0.2, 10.0))
+    roll_deg: float = setting(0.0, "camera roll, degrees (used without TF)", range=(-45.0, 45.0))
+    pitch_deg: float = setting(0.0, "camera pitch down, degrees (used without TF)", range=(-45.0, 45.0))
+    yaw_deg: float = setting(0.0, "camera yaw relative to base_link +x, degrees (used without TF)", range=(-180.0, 180.0))
 
     def extrinsics(self) -> SE3:
         """Pose of the camera frame in base_link (optical frame for pinhole, panorama frame else)."""
@@ -67,33 +64,34 @@ class CameraSettings:
 
 @dataclass
 class MatcherSettings:
-    kind: str = _f("model", "model (ViewBridge matcher) or baseline (classical NCC)", choices=("model", "baseline"), **RO)
-    weights: str = _f("", "checkpoint path; empty uses the weights shipped in the package", **RO)
-    backend: str = _f("auto", "inference backend", choices=("auto", "torch", "onnxruntime", "tensorrt"), **RO)
-    device: str = _f("auto", "inference device", choices=("auto", "cuda", "cpu"), **RO)
-    cache_dir: str = _f("", "where exported ONNX/TensorRT engines are cached (empty: ~/.cache/cvfm_ros)", **RO)
-    yaw_search_step_deg: float = _f(DEFAULT_STEP_DEG, "where the prior yaw's ±3 sigma is wider than this, run the matcher at "
+    kind: str = setting("model", "model (ViewBridge matcher) or baseline (classical NCC)", choices=("model", "baseline"), **RO)
+    weights: str = setting("", "checkpoint path; empty uses the weights shipped in the package", **RO)
+    backend: str = setting("auto", "inference backend", choices=("auto", "torch", "onnxruntime", "tensorrt"), **RO)
+    device: str = setting("auto", "inference device", choices=("auto", "cuda", "cpu"), **RO)
+    cache_dir: str = setting("", "where exported ONNX/TensorRT engines are cached (empty: ~/.cache/cvfm_ros)", **RO)
+    yaw_search_step_deg: float = setting(DEFAULT_STEP_DEG, "where the prior yaw's ±3 sigma is wider than this, run the matcher at "
                                     "yaw hypotheses this far apart and keep the one with most effective inliers "
                                     "(0: never; 20 suits the shipped model, trained for ±10 deg)", range=(0.0, 180.0))
 
 
 @dataclass
 class GateSettings:
-    mahalanobis_threshold: float = _f(16.27, "reject fixes whose Mahalanobis distance squared to the prior "
+    mahalanobis_threshold: float = setting(16.27, "reject fixes whose Mahalanobis distance squared to the prior "
                                       "exceeds this (16.27 = chi-square 3 dof at 99.9%)", range=(0.1, 1e6))
-    min_matches: int = _f(12, "fewer weighted matches than this is LOW_CONFIDENCE", range=(3, 100000))
-    min_score: float = _f(0.0, "mean match confidence below this is LOW_CONFIDENCE (0: off)", range=(0.0, 1.0))
-    max_std_xy_m: float = _f(5.0, "a fix with a larger 1-sigma position uncertainty is LOW_CONFIDENCE", range=(0.01, 1e4))
+    min_matches: int = setting(12, "fewer weighted matches than this is LOW_CONFIDENCE", range=(3, 100000))
+    min_score: float = setting(0.0, "mean match confidence below this is LOW_CONFIDENCE (0: off)", range=(0.0, 1.0))
+    max_std_xy_m: float = setting(5.0, "a fix with a larger 1-sigma position uncertainty is LOW_CONFIDENCE", range=(0.01, 1e4))
 
 
 @dataclass
 class InitialPoseSettings:
-    enabled: bool = _f(False, "seed the prior from these values at start (else /initialpose or a NavSatFix)")
-    x: float = _f(0.0, "initial x in map, metres")
-    y: float = _f(0.0, "initial y in map, metres")
-    yaw: float = _f(0.0, "initial yaw in map, radians CCW from east", range=(-math.pi, math.pi))
-    std_xy_m: float = _f(5.0, "1-sigma of the initial position", range=(0.01, 1e4))
-    std_yaw_deg: float = _f(5.0, "1-sigma of the initial yaw", range=(0.01, 180.0))
+    enabled: bool = setting(False, "seed the prior from these values at start and after a bag restart "
+                            "(else /initialpose or a NavSatFix)", **RO)
+    x: float = setting(0.0, "initial x in map, metres", **RO)
+    y: float = setting(0.0, "initial y in map, metres", **RO)
+    yaw: float = setting(0.0, "initial yaw in map, radians CCW from east", range=(-math.pi, math.pi), **RO)
+    std_xy_m: float = setting(5.0, "1-sigma of the initial position", range=(0.01, 1e4), **RO)
+    std_yaw_deg: float = setting(5.0, "1-sigma of the initial yaw", range=(0.01, 180.0), **RO)
 
 
 @dataclass
@@ -111,16 +109,16 @@ class LocalizerConfig:
 class NodeSettings:
     """The node's parameters (ROS names are the dotted paths of these fields)."""
 
-    autostart: bool = _f(True, "configure and activate at start (else drive the lifecycle externally)", **RO)
-    map_frame: str = _f("map", "frame of the published pose", **RO)
-    odom_frame: str = _f("odom", "odometry frame", **RO)
-    base_frame: str = _f("base_link", "robot body frame", **RO)
-    tf_mode: str = _f("map_to_odom", "map_to_odom (no EKF), leaf (EKF owns map->odom) or none",
+    autostart: bool = setting(True, "configure and activate at start (else drive the lifecycle externally)", **RO)
+    map_frame: str = setting("map", "frame of the published pose", **RO)
+    odom_frame: str = setting("odom", "odometry frame", **RO)
+    base_frame: str = setting("base_link", "robot body frame", **RO)
+    tf_mode: str = setting("map_to_odom", "map_to_odom (no EKF), leaf (EKF owns map->odom) or none",
                       choices=("map_to_odom", "leaf", "none"), **RO)
-    leaf_frame: str = _f("cvfm_base_link", "child frame of the TF in leaf mode", **RO)
-    use_compressed: bool = _f(False, "subscribe to image/compressed (sensor_msgs/CompressedImage)", **RO)
-    diagnostics_period_s: float = _f(1.0, "period of /diagnostics", range=(0.05, 60.0), **RO)
-    odom_wait_s: float = _f(0.1, "how long an image waits for odometry at or past its stamp before the "
+    leaf_frame: str = setting("cvfm_base_link", "child frame of the TF in leaf mode", **RO)
+    use_compressed: bool = setting(False, "subscribe to image/compressed (sensor_msgs/CompressedImage)", **RO)
+    diagnostics_period_s: float = setting(1.0, "period of /diagnostics", range=(0.05, 60.0), **RO)
+    odom_wait_s: float = setting(0.1, "how long an image waits for odometry at or past its stamp before the "
                             "prior and map->odom use extrapolated odometry", range=(0.0, 2.0), **RO)
     initial_pose: InitialPoseSettings = field(default_factory=InitialPoseSettings)
     prior: PriorConfig = field(default_factory=PriorConfig)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from ...config import setting
+
 SourceKind = Literal["auto", "xyz", "mbtiles", "geotiff"]
 _GEOTIFF_SUFFIXES = (".tif", ".tiff", ".gtiff", ".geotiff")
 
@@ -22,38 +24,43 @@ class TileConfig:
     XYZ directory. `offline` forbids any network access whatever else is set.
     """
 
-    path: str = ""
-    kind: SourceKind = "auto"
-    tms: bool = False
-    tile_size: int = 256
-    # Zoom used for patches; None picks the coarsest zoom at least as fine as the requested mpp.
-    zoom: int | None = None
-    min_zoom: int = 0
-    max_zoom: int = 19
-    # How many coarser zooms may fill pixels the chosen zoom lacks (0: none).
-    zoom_fallback: int = 2
-    # Share of patch pixels that must have tile data; below it read_patch raises NoCoverage.
-    min_coverage: float = 0.9
-    # Most tiles one patch may need (guards against a tiny mpp with a huge size).
-    max_patch_tiles: int = 256
-    memory_cache_tiles: int = 256
-    # Disk quota of the XYZ cache in MiB, least recently used tiles evicted first; 0: no quota.
-    quota_mb: float = 0.0
-    # HTTP fill.
-    url_template: str = ""
-    offline: bool = False
-    fetch_on_miss: bool = False
-    user_agent: str = "cvfm_ros/0.1 (satellite tile prefetch for robot localization)"
-    connect_timeout_s: float = 3.05
-    read_timeout_s: float = 10.0
-    request_deadline_s: float = 30.0
-    retries: int = 3
-    backoff_s: float = 0.5
-    backoff_max_s: float = 8.0
-    concurrency: int = 4
-    max_tile_bytes: int = 4_000_000
-    # After a tile was found missing, how long before it is looked up (or fetched) again.
-    missing_retry_s: float = 60.0
+    path: str = setting("", "tile source: an XYZ directory ({z}/{x}/{y}.png|jpg|webp), an .mbtiles file or a "
+                        "GeoTIFF; the HTTP fill writes into it (then an XYZ directory)", read_only=True)
+    kind: SourceKind = setting("auto", "tile source kind (auto: from path)", read_only=True)
+    tms: bool = setting(False, "the XYZ directory counts y from the south (TMS)", read_only=True)
+    tile_size: int = setting(256, "tile edge in pixels", range=(16, 4096), read_only=True)
+    # None picks the coarsest zoom at least as fine as the requested mpp.
+    zoom: int | None = setting(None, "zoom used for patches (automatic: the coarsest at least as fine as "
+                               "the matcher's resolution)", range=(0, 30), read_only=True)
+    min_zoom: int = setting(0, "coarsest zoom considered", range=(0, 30), read_only=True)
+    max_zoom: int = setting(19, "finest zoom considered", range=(0, 30), read_only=True)
+    zoom_fallback: int = setting(2, "how many coarser zooms may fill pixels the chosen zoom lacks (0: none)",
+                                 range=(0, 30), read_only=True)
+    min_coverage: float = setting(0.9, "share of patch pixels that must have tile data (else NO_TILES)",
+                                  range=(0.0, 1.0), read_only=True)
+    max_patch_tiles: int = setting(256, "most tiles one patch may need (guards against a tiny mpp with a huge "
+                                   "size)", range=(1, 1_000_000), read_only=True)
+    memory_cache_tiles: int = setting(256, "decoded tiles kept in memory", range=(1, 1_000_000), read_only=True)
+    quota_mb: float = setting(0.0, "disk quota of the XYZ cache in MiB, least recently used tiles evicted "
+                              "first (0: no quota)", range=(0.0, 1e9), read_only=True)
+    url_template: str = setting("", "HTTP fill: an http(s) URL with {z}, {x} and {y} or {-y} (empty: none)",
+                                read_only=True)
+    offline: bool = setting(False, "forbid any network access whatever else is set", read_only=True)
+    fetch_on_miss: bool = setting(False, "fetch a missing tile over HTTP while localizing (else prefetch only)",
+                                  read_only=True)
+    user_agent: str = setting("cvfm_ros/0.1 (satellite tile prefetch for robot localization)",
+                              "HTTP User-Agent (tile servers require one that names the application)", read_only=True)
+    connect_timeout_s: float = setting(3.05, "HTTP connect timeout, seconds", range=(0.01, 600.0), read_only=True)
+    read_timeout_s: float = setting(10.0, "HTTP timeout between bytes, seconds", range=(0.01, 600.0), read_only=True)
+    request_deadline_s: float = setting(30.0, "whole-request deadline (a trickling server is cut off), seconds",
+                                        range=(0.01, 3600.0), read_only=True)
+    retries: int = setting(3, "HTTP retries of a failed tile", range=(0, 100), read_only=True)
+    backoff_s: float = setting(0.5, "first retry delay, doubling per retry, seconds", range=(0.0, 600.0), read_only=True)
+    backoff_max_s: float = setting(8.0, "longest retry delay, seconds", range=(0.0, 3600.0), read_only=True)
+    concurrency: int = setting(4, "parallel HTTP requests", range=(1, 64), read_only=True)
+    max_tile_bytes: int = setting(4_000_000, "largest tile accepted, bytes", range=(1, 1_000_000_000), read_only=True)
+    missing_retry_s: float = setting(60.0, "after a tile was found missing, how long before it is looked up "
+                                     "(or fetched) again, seconds", range=(0.0, 1e6), read_only=True)
 
     def __post_init__(self) -> None:
         def positive(name: str, allow_zero: bool = False) -> None:
