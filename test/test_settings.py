@@ -50,7 +50,7 @@ def test_replay_yaml_is_held_to_the_parameter_limits(tmp_path, key, value, messa
     import yaml
 
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "localize.yaml").read_text())
-    section = params["cvfm_localizer"]["ros__parameters"]
+    section = params["/**/cvfm_localizer"]["ros__parameters"]
     outer, inner = key.split(".")
     section[outer][inner] = value
     path = tmp_path / "bad.yaml"

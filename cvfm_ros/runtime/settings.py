@@ -1,7 +1,7 @@
 """Settings of the localizer and the node: one dataclass tree, loaded from `config/localize.yaml`.
 
 The same tree is declared as ROS 2 parameters by the node (dotted names, e.g. `tiles.path`) and
-read from the YAML's `cvfm_localizer: ros__parameters:` section by `cvfm-ros replay`, so a bag
+read from the YAML's `/**/cvfm_localizer: ros__parameters:` section by `cvfm-ros replay`, so a bag
 replay runs with exactly the node's configuration. Field metadata gives each parameter's
 description (`help`), numeric `range`, allowed `choices` and whether it is `read_only`.
 """
@@ -170,10 +170,12 @@ def check_declared_limits(settings, prefix: str = "") -> None:
 def load_node_settings(path: str | Path) -> NodeSettings:
     """Read `config/localize.yaml` (ROS 2 parameter file layout) without ROS."""
     data = load_yaml(path)
-    section = data.get(NODE_NAME, data.get("/**", {}))
+    # The node's keys as rclpy matches them: any namespace, the root namespace, or every node.
+    keys = [f"/**/{NODE_NAME}", NODE_NAME, f"/{NODE_NAME}", "/**"]
+    section = next((data[k] for k in keys if k in data), {})
     params = section.get("ros__parameters", None) if isinstance(section, dict) else None
     if params is None:
-        raise ValueError(f"config file {path}: expected '{NODE_NAME}: ros__parameters:'")
+        raise ValueError(f"config file {path}: expected '/**/{NODE_NAME}: ros__parameters:' (or {NODE_NAME}:)")
     settings = from_dict(NodeSettings, params, where=f"{path}")
     settings.validate()
     return settings
