@@ -72,8 +72,9 @@ def test_missing_topic_is_reported(tiny_drive, tmp_path):
     code = main(["replay", str(tiny_drive.root), "--out", str(tmp_path / "o"), "--matcher", "baseline",
                  "--odom-topic", "/no_such_odom", "--quiet"])
     assert code == 2  # the required odometry topic is missing: a clear error, no report
+    # Without ground truth nothing is evaluated: the report is written and the exit code says so.
     assert main(["replay", str(tiny_drive.root), "--out", str(tmp_path / "p"), "--matcher", "baseline", "--rate", "1",
-                 "--truth-topic", "/no_truth", "--quiet"]) == 0
+                 "--truth-topic", "/no_truth", "--quiet"]) == 1
     metrics = json.loads((tmp_path / "p" / "metrics.json").read_text())
     assert metrics["problems"].get("missing topic /no_truth") == 1
 
@@ -92,3 +93,94 @@ def test_truncated_bag_is_reported(tiny_drive, tmp_path):
         assert any("truncated" in k for k in metrics["problems"]), metrics["problems"]
     else:
         assert code == 2  # unreadable before the first message: a clear error instead
+
+
+def _replay(bags, out, *extra):
+    return main(["replay", *map(str, bags), "--out", str(out), "--matcher", "baseline", "--rate", "2", "--quiet",
+                 *extra])
+
+
+def test_a_failed_run_leaves_the_previous_folder_whole(tiny_drive, tmp_path, monkeypatch):
+    """replay wrote its folder file by file and --out-bag deleted the old bag before the new one
+    landed: a killed run left new metrics beside an old report (issue 12, item 13)."""
+    import cvfm_ros.eval.bag_replay as bag_replay
+
+    out = tmp_path / "out"
+    assert _replay([tiny_drive.root], out, "--out-bag") == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bag_replay, "write_output_bag", disk_full)
+    assert _replay([tiny_drive.root], out, "--out-bag", "--seed", "5") == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert (out / "localization").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no half-written sibling left
+
+
+def test_out_is_checked_before_any_work(tiny_drive, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    assert _replay([tiny_drive.root], tmp_path / "a_file") == 2
+    assert "--out" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    assert _replay([tiny_drive.root], tmp_path / "mine") == 2
+    assert "thesis.tex" in capsys.readouterr().err and (tmp_path / "mine" / "thesis.tex").is_file()
+
+
+def test_one_bad_bag_does_not_abort_the_batch(tiny_drive, tmp_path, capsys):
+    out = tmp_path / "batch"
+    assert _replay([tmp_path / "missing_bag", tiny_drive.root], out) == 1
+    assert (out / tiny_drive.root.name / "metrics.json").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert "does not exist" in summary[str(tmp_path / "missing_bag")]["error"]
+    assert "FAILED" in capsys.readouterr().err
+
+
+def _write_twice(src, dst):
+    """The drive's bag recorded twice into one bag: the second run's header stamps start again
+    (a sim-time reset during recording), its record times go on."""
+    from rosbags.rosbag2 import Reader, Writer
+
+    with Reader(src) as reader:
+        messages = [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
+        conns = list(reader.connections)
+    span = messages[-1][1] - messages[0][1] + 10**9
+    writer = Writer(dst, version=9)
+    writer.open()
+    out = {c.topic: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
+           for c in conns}
+    for run in range(2):
+        for topic, t, raw in messages:
+            writer.write(out[topic], t + run * span, raw)
+    writer.close()
+
+
+def test_a_clock_jump_is_replayed_as_two_runs(tiny_drive, tmp_path):
+    """Sorting a bag with a restarted clock by header stamp merged two runs into one (a 5.7 m fix,
+    NEES 1672; issue 12, item 15). Each run is now replayed and seeded on its own."""
+    from cvfm_ros.data.bags import read_bag
+
+    bag = tmp_path / "twice"
+    _write_twice(tiny_drive.bag, bag)
+    stream = read_bag(bag, None, split_on_jump_s=1.0)
+    assert stream.segments == 2
+    out = tmp_path / "out"
+    assert _replay([bag], out, "--tiles", str(tiny_drive.tiles), "--datum", ",".join(map(str, tiny_drive.datum))) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    single = tmp_path / "single"
+    assert _replay([tiny_drive.root], single) == 0
+    once = json.loads((single / "metrics.json").read_text())
+    assert metrics["frames"] == 2 * once["frames"]
+    assert any("replayed as 2 runs" in k for k in metrics["problems"]), metrics["problems"]
+    assert metrics["fused"]["max_m"] < 2 * once["fused"]["max_m"] + 1.0
+
+
+def test_a_bag_without_a_datum_says_so(tiny_drive, tmp_path):
+    """Without --datum a bag was silently localized around the example datum (Seattle) of the
+    shipped parameters (issue 12, item 16): the report now names it."""
+    out = tmp_path / "out"
+    _replay([tiny_drive.bag], out, "--tiles", str(tiny_drive.tiles))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert any("datum" in k for k in metrics["problems"]), metrics["problems"]

@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input: one clear line naming what was wrong, no traceback.
         print(f"cvfm-ros {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # The file system refused (read-only output, disk full, permissions): say which file.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"cvfm-ros {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import shutil
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -34,12 +38,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+# What a replay folder holds: an existing --out folder is replaced only if it has nothing else.
+_REPLAY_FILES = {"estimates.tum", "fused.tum", "odometry.tum", "ground_truth.tum", "metrics.json", "report.html",
+                 "localization", "summary.json"}
+
+
+def _check_out(out: Path) -> None:
+    """Fail before any work when `out` cannot become a replay folder."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} exists and is not a folder")
+    if out.is_dir():
+        foreign = [p.name for p in out.iterdir() if p.name not in _REPLAY_FILES and not p.name.endswith(".png")
+                   and not (p.is_dir() and (p / "metrics.json").is_file())]
+        if foreign:
+            raise ValueError(f"--out: {out} holds files that are not a replay's ({', '.join(sorted(foreign)[:5])}); "
+                             "choose a new or an earlier replay folder")
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out: cannot write in {parent} (permission denied)")
+
+
+def _publish_folder(staging: Path, out: Path) -> None:
+    """Put a completed replay folder in place of `out` (renames: a killed run leaves the old
+    folder or the new one, never a mixture of both)."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def replay_one(bag: str, out: str, options: dict) -> dict:
     """Replay one bag (or drive folder) into `out`; returns its metrics."""
     from tqdm import tqdm
 
     from ..data.drive import load_drive
-    from ..eval.bag_replay import ReplayTopics, read_events, write_outputs
+    from ..eval.bag_replay import ReplayTopics, read_events, write_output_bag, write_outputs
     from ..eval.replay import ReplayRecord, run_replay
     from ..runtime.geodesy import Datum
     from ..runtime.localizer import Localizer
@@ -50,12 +85,14 @@ def replay_one(bag: str, out: str, options: dict) -> dict:
     bag_path = Path(bag)
     if not bag_path.exists():
         raise ValueError(f"BAG: {bag_path} does not exist")
+    datum_given = bool(options.get("datum"))
     if (bag_path / "drive.json").is_file():  # a generated drive: its bag, tiles and datum
         drive = load_drive(bag_path)
         bag_path = drive.bag
         settings.tiles.path = str(drive.tiles)
         settings.datum.latitude, settings.datum.longitude, settings.datum.altitude = drive.datum
         settings.camera.height_m = drive.camera_height_m
+        datum_given = True
     if options.get("tiles"):
         settings.tiles.path = options["tiles"]
     if options.get("datum"):
@@ -72,44 +109,58 @@ def replay_one(bag: str, out: str, options: dict) -> dict:
     datum = Datum(settings.datum.latitude, settings.datum.longitude, settings.datum.altitude)
     topics = ReplayTopics(options["image_topic"], options["camera_info_topic"], options["odom_topic"],
                           options["truth_topic"])
-    record = ReplayRecord()
-    events, truth = read_events(bag_path, topics, settings, datum, record.problems)
+    problems = ReplayRecord().problems
+    if not datum_given and options["config"] == str(REPO_CONFIG):
+        # The shipped parameters' datum is an example (Seattle): say so rather than run silently there.
+        problems["no --datum and the default parameters: the map datum is the example in config/localize.yaml"] += 1
+    segments = read_events(bag_path, topics, settings, datum, problems)
     localizer = Localizer(settings.localizer_config())
-    session = LocalizationSession(localizer, settings.prior)
-    stamps = [e.stamp for e in events if e.kind == "image"]
-    if options["rate"] > 0:  # the frames run_replay will process at that rate
-        kept, last_kept = 0, -float("inf")
-        for t in stamps:
-            if t - last_kept >= 1.0 / options["rate"] - 1e-6:
-                kept, last_kept = kept + 1, t
-    else:
-        kept = len(stamps)
-    bar = tqdm(total=kept, disable=options.get("quiet", False), desc=f"replay {Path(bag).name}", unit="img")
-    last = [None]
-
-    def progress(stamp: float) -> None:
-        bar.update(1)
-        last[0] = stamp
-
-    result = run_replay(events, session, truth, seed_std_xy_m=options["seed_std"], rate_hz=options["rate"],
-                        seed=options["seed"], progress=progress)
+    stamps = [e.stamp for seg in segments for e in seg.events if e.kind == "image"]
+    bar = tqdm(total=_frames_at_rate(stamps, options["rate"]), disable=options.get("quiet", False),
+               desc=f"replay {Path(bag).name}", unit="img")
+    result = ReplayRecord(problems=problems)
+    for segment in segments:  # each clock segment is its own run: a fresh session, seeded anew
+        part = run_replay(segment.events, LocalizationSession(localizer, settings.prior), segment.truth,
+                          seed_std_xy_m=options["seed_std"], rate_hz=options["rate"], seed=options["seed"],
+                          progress=lambda stamp: bar.update(1))
+        result.frames += part.frames
+        result.problems.update(part.problems)
+        result.examples += part.examples[:max(0, 4 - len(result.examples))]
+        result.wall_s += part.wall_s
     bar.close()
-    result.problems.update(record.problems)
-    metrics = write_outputs(Path(out), result, localizer, f"cvfm_ros replay: {Path(bag).name}")
-    metrics["report"] = str(Path(out) / "report.html")
-    if options.get("out_bag"):
-        import shutil
-
-        from ..eval.bag_replay import write_output_bag
-
-        bag_out, fresh = Path(out) / "localization", Path(out) / ".localization.new"
-        shutil.rmtree(fresh, ignore_errors=True)
-        counts = write_output_bag(fresh, result)
-        # the previous bag of this folder goes only once the new one is complete
-        shutil.rmtree(bag_out, ignore_errors=True)
-        fresh.rename(bag_out)
-        metrics["bag"] = {"path": str(bag_out), "messages": counts}
+    out_path = Path(out)
+    staging = out_path.parent / f".{out_path.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        metrics = write_outputs(staging, result, localizer, f"cvfm_ros replay: {Path(bag).name}")
+        if options.get("out_bag"):
+            metrics["bag"] = {"path": str(out_path / "localization"),
+                              "messages": write_output_bag(staging / "localization", result)}
+        _publish_folder(staging, out_path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    metrics["report"] = str(out_path / "report.html")
     return metrics
+
+
+def _frames_at_rate(stamps: list[float], rate_hz: float) -> int:
+    """How many of the image `stamps` run_replay processes at `rate_hz` (0: all)."""
+    if rate_hz <= 0:
+        return len(stamps)
+    kept, last_kept = 0, -float("inf")
+    for t in stamps:
+        if t - last_kept >= 1.0 / rate_hz - 1e-6:
+            kept, last_kept = kept + 1, t
+    return kept
+
+
+def _replay_or_error(bag: str, out: str, options: dict) -> dict:
+    """replay_one, with a bad bag turned into an error entry (the batch goes on)."""
+    try:
+        return replay_one(bag, out, options)
+    except (ValueError, OSError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,18 +169,40 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ValueError(f"--jobs: expected >= 1, got {args.jobs}")
     options = {k: v for k, v in vars(args).items() if k not in ("func", "bags", "out")}
+    from ..runtime.settings import load_node_settings
+
+    load_node_settings(args.config)  # a bad --config fails before any bag is read
     out = Path(args.out)
-    targets = [(b, str(out if len(args.bags) == 1 else out / Path(b).name)) for b in args.bags]
-    if args.jobs == 1 or len(targets) == 1:
-        results = [replay_one(b, o, options) for b, o in targets]
+    targets = [(b, out if len(args.bags) == 1 else out / Path(b).name) for b in args.bags]
+    if len({o for _, o in targets}) != len(targets):
+        raise ValueError("BAG: two bags share a name, so their --out sub-folders would collide")
+    _check_out(out)
+    for _, target in targets:
+        _check_out(target)
+    targets = [(b, str(o)) for b, o in targets]
+    if len(targets) == 1:  # one bag: its error is the command's error (exit 2, the message)
+        results = [replay_one(*targets[0], options)]
+    elif args.jobs == 1:
+        results = [_replay_or_error(b, o, options) for b, o in targets]
     else:
         options["quiet"] = True
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            results = list(pool.map(replay_one, *zip(*targets), [options] * len(targets)))
+            results = list(pool.map(_replay_or_error, *zip(*targets), [options] * len(targets)))
+    failed = 0
     for (bag, _), m in zip(targets, results):
-        print(f"{bag}: fused median {m['fused']['median_m']:.2f} m (odometry {m['odometry']['median_m']:.2f} m), "
-              f"availability {100 * m['availability']:.0f} %, NEES {m['nees']:.2f} -> {m['report']}")
+        if "error" in m:
+            failed += 1
+            print(f"{bag}: FAILED: {m['error']}", file=sys.stderr)
+        elif not m["frames_with_truth"] or not math.isfinite(m["fused"]["median_m"]):
+            failed += 1
+            print(f"{bag}: nothing evaluated ({m['frames']} frames, {m['frames_with_truth']} with ground truth; "
+                  f"see {m['report']})", file=sys.stderr)
+        else:
+            print(f"{bag}: fused median {m['fused']['median_m']:.2f} m (odometry {m['odometry']['median_m']:.2f} m), "
+                  f"availability {100 * m['availability']:.0f} %, NEES {m['nees']:.2f} -> {m['report']}")
     if len(targets) > 1:
         from ..config import atomic_write_text
         atomic_write_text(out / "summary.json", json.dumps(dict(zip([b for b, _ in targets], results)), indent=2))
-    return 0
+    if failed:
+        print(f"{failed} of {len(targets)} bag(s) failed or evaluated nothing", file=sys.stderr)
+    return 1 if failed else 0

@@ -664,11 +664,13 @@ def camera_info_to_camera(msg) -> PinholeCamera | PanoramaCamera:
 
 
 class BagMessage(NamedTuple):
-    """One message read from a bag: its topic, header stamp (ns) and the decoded message."""
+    """One message read from a bag: its topic, header stamp (ns), the decoded message and its
+    clock segment (0, or the count of its topic's backwards clock jumps before it; see read_bag)."""
 
     topic: str
     stamp_ns: int
     message: Any
+    segment: int = 0
 
 
 class _Source(abc.ABC):
@@ -870,7 +872,7 @@ class BagStream:
     `typestore` (the rosbags type store used to decode).
     """
 
-    def __init__(self, path: Path, source: _Source, topics: list[str], order: list[int],
+    def __init__(self, path: Path, source: _Source, topics: list[str], order: list[tuple[int, int, int]],
                  total: int, counts: dict[str, int], error: str | None) -> None:
         self.path = path
         self.topics = {t: source.topics[t] for t in topics}
@@ -882,6 +884,7 @@ class BagStream:
         self._order = order
         self._total = total
         self._iter: Iterator[BagMessage] | None = None
+        self.segments = 1  # clock segments (read_bag's split_on_jump_s)
 
     def __len__(self) -> int:
         return self._total
@@ -902,17 +905,17 @@ class BagStream:
         raw_iter = self._source.raw(self._topic_list)
         for seq in range(self._total):
             topic, _record_ns, raw = next(raw_iter)
-            rank, stamp = self._order[seq]
-            pending[rank] = (topic, raw, stamp)
+            rank, stamp, segment = self._order[seq]
+            pending[rank] = (topic, raw, stamp, segment)
             while next_rank in pending:
-                t, r, s = pending.pop(next_rank)
-                yield BagMessage(t, s, self.typestore.deserialize_cdr(r, self.topics[t]))
+                t, r, s, g = pending.pop(next_rank)
+                yield BagMessage(t, s, self.typestore.deserialize_cdr(r, self.topics[t]), g)
                 next_rank += 1
         raw_iter.close()
 
 
 def read_bag(path: str | os.PathLike, topics: Sequence[str] | None = None, *,
-             on_error: Literal["raise", "partial"] = "raise") -> BagStream:
+             on_error: Literal["raise", "partial"] = "raise", split_on_jump_s: float | None = None) -> BagStream:
     """Open a rosbag2 bag (directory, or a bare .mcap / .db3 file) and index `topics` (None: all).
 
     Returns a `BagStream`: an iterator of `BagMessage(topic, stamp_ns, message)` where stamp_ns
@@ -924,6 +927,11 @@ def read_bag(path: str | os.PathLike, topics: Sequence[str] | None = None, *,
     it. With on_error="partial" a damaged bag (truncated MCAP, corrupt SQLite pages, missing
     metadata.yaml) yields every message readable before the damage and `stream.error` says why
     it stopped (a warning is issued too).
+
+    Clock jumps: sorting by header stamp would interleave two runs recorded one after the other
+    with restarted clocks (sim time reset, a bag of bags). With `split_on_jump_s`, a topic whose
+    header stamp goes back by more than that (in recording order) starts a new segment; messages
+    are ordered by (segment, stamp) and carry `segment`, and `stream.segments` counts them.
     """
     if on_error not in ("raise", "partial"):
         raise ValueError(f"on_error: expected 'raise' or 'partial', got {on_error!r}")
@@ -937,13 +945,21 @@ def read_bag(path: str | os.PathLike, topics: Sequence[str] | None = None, *,
                          f"it has {sorted(source.topics)}")
     peeks = {t: _header_peek(source.typestore, source.topics[t]) for t in wanted}
     rank_of_topic = {t: i for i, t in enumerate(wanted)}
-    keys: list[tuple[int, int, int]] = []
+    keys: list[tuple[int, int, int, int]] = []
     counts = {t: 0 for t in wanted}
+    segment_of = {t: 0 for t in wanted}
+    newest: dict[str, int] = {}
+    jump_ns = None if split_on_jump_s is None else int(split_on_jump_s * 1e9)
     # First pass: header stamps only, to know the output order before decoding anything.
     try:
         for seq, (topic, record_ns, raw) in enumerate(source.raw(wanted)):
             stamp = peeks[topic](raw)
-            keys.append((record_ns if stamp is None else stamp, rank_of_topic[topic], seq))
+            stamp = record_ns if stamp is None else stamp
+            if jump_ns is not None and topic in newest and stamp < newest[topic] - jump_ns:
+                segment_of[topic] += 1
+                newest[topic] = stamp
+            newest[topic] = max(newest.get(topic, stamp), stamp)
+            keys.append((segment_of[topic], stamp, rank_of_topic[topic], seq))
             counts[topic] += 1
     except Exception as exc:  # noqa: BLE001 - storage back-ends raise many types
         where = f"after {len(keys)} readable messages"
@@ -955,10 +971,12 @@ def read_bag(path: str | os.PathLike, topics: Sequence[str] | None = None, *,
         error += f"stopped {where}: {reason}"
     if error:
         warnings.warn(f"bag {path}: {error}", RuntimeWarning, stacklevel=2)
-    order = [(0, 0)] * len(keys)
-    for rank, key in enumerate(sorted(keys)):
-        order[key[2]] = (rank, key[0])
-    return BagStream(path, source, wanted, order, len(keys), counts, error)
+    order = [(0, 0, 0)] * len(keys)
+    for rank, (segment, stamp, _, seq) in enumerate(sorted(keys)):
+        order[seq] = (rank, stamp, segment)
+    stream = BagStream(path, source, wanted, order, len(keys), counts, error)
+    stream.segments = 1 + max(segment_of.values(), default=0)
+    return stream
 
 
 __all__ = [

@@ -47,9 +47,19 @@ def _truth_pose(msg, msgtype: str, datum) -> np.ndarray | None:
     raise ValueError(f"ground truth: unsupported message type {msgtype}")
 
 
-def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> tuple[list[Event], tuple[list, list]]:
-    """Decode the bag into time-ordered events plus the ground-truth track."""
-    from ..data.bags import camera_info_to_camera, image_to_numpy, read_bag, transform_to_se3
+@dataclass
+class Segment:
+    """A stretch of a bag on one clock: time-ordered events and the ground-truth track."""
+
+    events: list[Event]
+    truth: tuple[list[float], list[np.ndarray]]
+
+
+def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> list[Segment]:
+    """Decode the bag into clock segments (one unless its clock jumps back by more than
+    `settings.prior.time_jump_s`: then each run is replayed on its own instead of being merged
+    by stamp), each with time-ordered events and its ground-truth track."""
+    from ..data.bags import camera_info_to_camera, image_to_numpy, odometry_to_se2, read_bag, transform_to_se3
 
     import rosbags.rosbag2  # noqa: F401 (fail early with a clear import error)
 
@@ -66,14 +76,18 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> t
     for required in (topics.image, topics.odom):
         if required not in present:
             raise ValueError(f"bag {bag}: required topic {required} is missing (has {sorted(present)})")
-    stream = read_bag(bag, [t for t in wanted if t in present], on_error="partial")
+    stream = read_bag(bag, [t for t in wanted if t in present], on_error="partial",
+                      split_on_jump_s=settings.prior.time_jump_s)
     types = stream.topics
-    events: list[Event] = []
-    truth_t: list[float] = []
-    truth_p: list[np.ndarray] = []
+    segments: list[Segment] = []
     base_from_camera = None
     camera = None
     for item in stream:
+        if item.segment >= len(segments):
+            segments.append(Segment([], ([], [])))
+            if camera is not None:  # the camera model (often sent once) holds in every segment
+                segments[-1].events.append(Event(item.stamp_ns * 1e-9, "camera", camera))
+        events, (truth_t, truth_p) = segments[-1].events, segments[-1].truth
         stamp = item.stamp_ns * 1e-9
         msgtype = types[item.topic]
         try:
@@ -88,13 +102,10 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> t
                     camera = MountedCamera(model, extr)
                     events.append(Event(stamp, "camera", camera))
             elif item.topic == topics.odom:
-                from ..data.bags import odometry_to_se2
-
                 events.append(Event(stamp, "odom", odometry_to_se2(item.message).data.numpy().astype(float)))
             elif item.topic == topics.ground_truth:
-                pose = _truth_pose(item.message, msgtype, datum)
                 truth_t.append(stamp)
-                truth_p.append(pose)
+                truth_p.append(_truth_pose(item.message, msgtype, datum))
             elif item.topic == topics.image:
                 image = image_to_numpy(item.message)  # raw or compressed
                 if camera is None and settings.camera.model == "panorama":
@@ -106,7 +117,10 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> t
             problems[f"{item.topic}: {exc}"] += 1
     if stream.error:
         problems[f"bag truncated or damaged, read up to the damage: {stream.error}"] += 1
-    return events, (truth_t, truth_p)
+    if len(segments) > 1:
+        problems[f"clock jumped back: replayed as {len(segments)} runs, each seeded and evaluated on its own "
+                 f"(prior.time_jump_s {settings.prior.time_jump_s} s)"] += 1
+    return segments or [Segment([], ([], []))]
 
 
 def _mosaic(localizer, frames: list[FrameRecord]):
