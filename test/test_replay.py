@@ -184,3 +184,45 @@ def test_a_bag_without_a_datum_says_so(tiny_drive, tmp_path):
     _replay([tiny_drive.bag], out, "--tiles", str(tiny_drive.tiles))
     metrics = json.loads((out / "metrics.json").read_text())
     assert any("datum" in k for k in metrics["problems"]), metrics["problems"]
+
+
+def test_replay_follows_camera_model_as_the_node_does(tiny_drive, tmp_path):
+    """Replay used any camera_info it found while the node follows camera.model (issue 12, item
+    16): a panorama drive replayed with camera.model pinhole localizes nothing, as the node would."""
+    import yaml
+
+    from cvfm_ros.cli.replay import REPO_CONFIG
+
+    config = yaml.safe_load(REPO_CONFIG.read_text())
+    config["/**/cvfm_localizer"]["ros__parameters"]["camera"]["model"] = "pinhole"
+    path = tmp_path / "pinhole.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "out"
+    _replay([tiny_drive.bag], out, "--config", str(path), "--tiles", str(tiny_drive.tiles),
+            "--datum", ",".join(map(str, tiny_drive.datum)))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["frames"] == 0
+    assert any("camera.model is 'pinhole'" in k for k in metrics["problems"]), metrics["problems"]
+
+
+def test_node_and_replay_share_one_odometry_rule():
+    """The node refused non-unit quaternions, replay normalised them (issue 12, item 16)."""
+    from types import SimpleNamespace as NS
+
+    from cvfm_ros.data.bags import odometry_to_se2
+
+    def odom(q):
+        return NS(pose=NS(pose=NS(position=NS(x=1.0, y=2.0, z=0.0), orientation=NS(x=0.0, y=0.0, z=q[0], w=q[1]))))
+
+    assert float(odometry_to_se2(odom((0.0, 1.0))).data[2]) == 0.0
+    with pytest.raises(ValueError, match="unit quaternion"):
+        odometry_to_se2(odom((0.0, 0.9)))
+    rclpy = pytest.importorskip("rclpy")  # noqa: F841
+    from nav_msgs.msg import Odometry
+
+    from cvfm_ros.ros.conversions import odometry_to_pose
+
+    msg = Odometry()
+    msg.pose.pose.orientation.w = 0.9
+    with pytest.raises(ValueError, match="unit quaternion"):
+        odometry_to_pose(msg)

@@ -92,6 +92,7 @@ def replay_one(bag: str, out: str, options: dict) -> dict:
         settings.tiles.path = str(drive.tiles)
         settings.datum.latitude, settings.datum.longitude, settings.datum.altitude = drive.datum
         settings.camera.height_m = drive.camera_height_m
+        settings.camera.model = "panorama" if drive.spec.camera == "pano" else "pinhole"
         datum_given = True
     if options.get("tiles"):
         settings.tiles.path = options["tiles"]

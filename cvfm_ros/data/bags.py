@@ -593,17 +593,29 @@ def _compressed_to_numpy(msg, rgb: bool) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def quaternion_to_yaw_checked(q, name: str = "orientation") -> float:
+    """`geometry_msgs/Quaternion` -> yaw (ZYX, CCW from +x, in (-pi, pi]). The one rule the node
+    and replay share: ValueError naming `name` for NaN/inf or a norm off 1 by more than 1e-3 (a
+    quaternion that is not a rotation is a broken message, not something to normalise away)."""
+    values = np.array([q.x, q.y, q.z, q.w], dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name}: quaternion has NaN or inf")
+    norm = float(np.linalg.norm(values))
+    if abs(norm - 1.0) > 1e-3:
+        raise ValueError(f"{name}: expected a unit quaternion, norm is {norm:.4f}")
+    x, y, z, w = values / norm
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
 def odometry_to_se2(msg) -> SE2:
     """`nav_msgs/Odometry` -> SE2 (float64, shape (3,)): (x, y, yaw) of child_frame_id in
-    header.frame_id. Convention: yaw from the quaternion (ZYX), CCW from +x, wrapped to (-pi, pi]."""
-    from cvfm_ros.geometry import quaternion_to_yaw
-
-    p, q = msg.pose.pose.position, msg.pose.pose.orientation
-    quat = torch.tensor([q.x, q.y, q.z, q.w], dtype=torch.float64)
-    if not torch.isfinite(quat).all() or quat.norm() < 1e-9:
-        raise ValueError(f"pose.orientation: expected a non-zero finite quaternion, got {quat.tolist()}")
-    yaw = quaternion_to_yaw(quat / quat.norm())
-    return SE2(torch.stack([torch.tensor(float(p.x), dtype=torch.float64), torch.tensor(float(p.y), dtype=torch.float64), yaw]))
+    header.frame_id. Convention: yaw from the quaternion (ZYX), CCW from +x, wrapped to (-pi, pi].
+    ValueError for a non-finite position or a bad quaternion (`quaternion_to_yaw_checked`)."""
+    p = msg.pose.pose.position
+    if not all(math.isfinite(float(v)) for v in (p.x, p.y, p.z)):
+        raise ValueError("pose.position: has NaN or inf")
+    yaw = quaternion_to_yaw_checked(msg.pose.pose.orientation, "pose.orientation")
+    return SE2(torch.tensor([float(p.x), float(p.y), yaw], dtype=torch.float64))
 
 
 def odometry_covariance(msg) -> np.ndarray:
@@ -982,6 +994,6 @@ def read_bag(path: str | os.PathLike, topics: Sequence[str] | None = None, *,
 __all__ = [
     "BagMessage", "BagStream", "BagTopics", "DriveBagWriter", "MATCH_REPORT_TYPE", "MatchReport",
     "UNESTIMATED_VARIANCE", "camera_info_to_camera", "image_to_numpy", "make_typestore", "odometry_covariance",
-    "odometry_to_se2", "odometry_twist", "planar_to_ros_covariance", "read_bag", "ros_to_planar_covariance",
+    "odometry_to_se2", "odometry_twist", "quaternion_to_yaw_checked", "planar_to_ros_covariance", "read_bag", "ros_to_planar_covariance",
     "stamp_to_ns", "transform_to_se3",
 ]

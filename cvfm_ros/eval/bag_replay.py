@@ -37,10 +37,10 @@ def _truth_pose(msg, msgtype: str, datum) -> np.ndarray | None:
     if msgtype.endswith("Odometry"):
         return odometry_to_se2(msg).data.numpy().astype(float)
     if msgtype.endswith("PoseStamped") or msgtype.endswith("PoseWithCovarianceStamped"):
+        from ..data.bags import quaternion_to_yaw_checked
+
         pose = msg.pose.pose if hasattr(msg.pose, "pose") else msg.pose
-        q = pose.orientation
-        yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
-        return np.array([pose.position.x, pose.position.y, yaw])
+        return np.array([pose.position.x, pose.position.y, quaternion_to_yaw_checked(pose.orientation)])
     if msgtype.endswith("NavSatFix"):
         x, y, _ = datum.geodetic_to_map(msg.latitude, msg.longitude, msg.altitude)
         return np.array([float(x), float(y), math.nan])  # no heading in a NavSatFix
@@ -96,8 +96,13 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> l
                     if tf.header.frame_id == settings.base_frame:
                         base_from_camera = transform_to_se3(tf.transform)
             elif item.topic == topics.camera_info:
+                # As the node: camera.model decides; a panorama's model is its image size.
                 model = camera_info_to_camera(item.message)
-                if camera is None or (model.width, model.height) != (camera.camera.width, camera.camera.height):
+                if (model.kind == "panorama") != (settings.camera.model == "panorama"):
+                    raise ValueError(f"a {model.kind} camera_info, but camera.model is {settings.camera.model!r} "
+                                     "(ignored, as the node does)")
+                if model.kind == "pinhole" and (camera is None or (model.width, model.height)
+                                                != (camera.camera.width, camera.camera.height)):
                     extr = base_from_camera or settings.camera.extrinsics()
                     camera = MountedCamera(model, extr)
                     events.append(Event(stamp, "camera", camera))
@@ -108,7 +113,8 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> l
                 truth_p.append(_truth_pose(item.message, msgtype, datum))
             elif item.topic == topics.image:
                 image = image_to_numpy(item.message)  # raw or compressed
-                if camera is None and settings.camera.model == "panorama":
+                if settings.camera.model == "panorama" and (camera is None or (image.shape[1], image.shape[0])
+                                                            != (camera.camera.width, camera.camera.height)):
                     camera = MountedCamera(PanoramaCamera(image.shape[1], image.shape[0]),
                                            base_from_camera or settings.camera.extrinsics())
                     events.append(Event(stamp, "camera", camera))

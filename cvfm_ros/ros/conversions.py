@@ -10,7 +10,9 @@ import math
 import numpy as np
 from geometry_msgs.msg import Quaternion
 
-from ..data.bags import camera_info_to_camera, image_to_numpy
+from ..data.bags import (  # noqa: F401 (re-exported for the node)
+    camera_info_to_camera, image_to_numpy, odometry_to_se2, quaternion_to_yaw_checked,
+)
 
 
 def stamp_to_sec(stamp) -> float:
@@ -22,24 +24,10 @@ def image_to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(image_to_numpy(msg, rgb=True))
 
 
-def quaternion_to_yaw_checked(q) -> float:
-    """geometry_msgs/Quaternion -> yaw; ValueError for NaN or a non-unit quaternion."""
-    values = np.array([q.x, q.y, q.z, q.w], dtype=float)
-    if not np.isfinite(values).all():
-        raise ValueError("orientation: quaternion has NaN or inf")
-    norm = float(np.linalg.norm(values))
-    if abs(norm - 1.0) > 1e-3:
-        raise ValueError(f"orientation: expected a unit quaternion, norm is {norm:.4f}")
-    x, y, z, w = values / norm
-    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-
-
 def odometry_to_pose(msg) -> np.ndarray:
-    """nav_msgs/Odometry -> (x, y, yaw) in its frame; ValueError for NaN or a bad quaternion."""
-    p = msg.pose.pose.position
-    if not all(math.isfinite(v) for v in (p.x, p.y, p.z)):
-        raise ValueError("odom: position has NaN or inf")
-    return np.array([p.x, p.y, quaternion_to_yaw_checked(msg.pose.pose.orientation)])
+    """nav_msgs/Odometry -> (x, y, yaw) in its frame; the bag reader's conversion, so the node
+    and replay accept and reject the same messages. ValueError for NaN or a bad quaternion."""
+    return odometry_to_se2(msg).data.numpy().astype(float)
 
 
 def pose_to_quaternion(yaw: float) -> Quaternion:
