@@ -171,3 +171,36 @@ def test_matcher_info_command(tmp_path, capsys):
     assert "baseline" in data
     assert "parameters:" in capsys.readouterr().out
     assert main(["matcher-info", "--tiny", "--mpp", "-1"]) == 2
+
+
+class _Payload:
+    """Stands for any Python object a checkpoint may carry beyond tensors and plain data."""
+
+
+def test_a_checkpoint_with_objects_is_refused_without_advice_to_unpickle(tmp_path):
+    """torch's weights-only rejection suggests weights_only=False; ours names what the file holds
+    and never suggests running it (issue 12, item 19)."""
+    path = tmp_path / "object.pt"
+    torch.save({"format": "x", "payload": _Payload()}, path)
+    with pytest.raises(ValueError) as info:
+        read_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message and "_Payload" in message
+    assert "weights_only=False" not in message and "trust" not in message
+
+
+def test_release_of_a_checkpoint_with_a_malformed_train_config_names_it(tmp_path):
+    from cvfm_ros.model.checkpoint import release_checkpoint
+
+    src = tmp_path / "odd.pt"
+    save_checkpoint(src, _model(), extra={"train_config": [1, 2]})
+    assert isinstance(read_checkpoint(src)["extra"]["train_config"], list)
+    with pytest.raises(ValueError, match="train_config"):
+        release_checkpoint(src, tmp_path / "out.pt")
+
+
+def test_synth_pairs_refuses_a_zero_cell(tmp_path, capsys):
+    from cvfm_ros.cli.main import main
+
+    assert main(["synth", "pairs", "--out", str(tmp_path / "p"), "--count", "4", "--bev-cell", "0", "--quiet"]) == 2
+    assert "--bev-cell" in capsys.readouterr().err

@@ -116,7 +116,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 (torch raises several types for bad files)
-        raise ValueError(f"checkpoint {path}: not a weights-only torch file ({exc})") from exc
+        text = str(exc)
+        if "WeightsUnpickler error:" in text:
+            # torch's message goes on to suggest weights_only=False: never here (it runs code
+            # from the file). Keep only what the file holds that a weights-only load refuses.
+            what = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0].split(". ")[0]
+            raise ValueError(f"checkpoint {path}: refused, it holds Python objects, not only tensors and plain "
+                             f"data ({what}); cvfm_ros loads weights-only files and never runs code from one: "
+                             "save the state dict and plain values instead") from exc
+        raise ValueError(f"checkpoint {path}: not a readable torch file ({type(exc).__name__}: "
+                         f"{text.splitlines()[0] if text else ''})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path}: not a cvfm_ros matcher checkpoint (format {FORMAT!r} expected)")
     if data.get("version") != VERSION:
@@ -186,6 +195,9 @@ def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
         model = released
     old = data["extra"]
     train_config = old.get("train_config", {})
+    if not isinstance(train_config, dict) or not isinstance(train_config.get("data", {}), dict):
+        raise ValueError(f"checkpoint {src}: extra.train_config: expected the training configuration mapping, "
+                         f"got {type(train_config).__name__}")
     extra = {"step": int(old.get("step", 0)), "train_config": train_config,
              "runtime": {"aerial_mpp": float(train_config.get("data", {}).get("aerial_mpp", 0.4)),
                          "camera_models": trained_camera_models(train_config), **(runtime or {})},

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -53,6 +54,11 @@ def write_dataset(out_dir: str | Path, count: int, seed: int = 0, styles: list[s
 
     if count < len(SPLITS):
         raise ValueError(f"--count: expected at least {len(SPLITS)} pairs (one per split), got {count}")
+    for flag, value in (("--mpp", mpp), ("--bev-size", bev_size_m), ("--bev-cell", bev_cell_m)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{flag}: expected a positive number of metres, got {value}")
+    if bev_cell_m > bev_size_m:
+        raise ValueError(f"--bev-cell: {bev_cell_m} m is larger than --bev-size {bev_size_m} m")
     seen = list(styles) if styles else list(SEEN_STYLES)
     for s in seen:
         get_style(s)
