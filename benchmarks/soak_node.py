@@ -33,7 +33,7 @@ def rss_mib() -> float:
 
 def drive_streams(seconds: float):
     """(truth at the first frame, image frames [(t, image)], odometry [(t, pose)]) of the demo drive."""
-    from cvfm_ros.data.bags import image_to_numpy, odometry_to_se2, read_bag
+    from cvfm_ros.io import image_to_numpy, odometry_to_se2, read_bag
     from cvfm_ros.data.drive import DriveSpec, generate_drive, load_drive
 
     root = Path(os.environ.get("CVFM_ROS_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
@@ -72,7 +72,7 @@ def main() -> int:
     from sensor_msgs.msg import Image
 
     from cvfm_ros.ros.node import LocalizerNode
-    from cvfm_ros.runtime.prior import interpolate_pose
+    from cvfm_ros.geometry.planar import interpolate_pose
 
     drive, truth0, frames, odom = drive_streams(args.seconds + args.warmup)
     frame_t = np.array([t for t, _ in frames])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from cvfm_ros.data.bags import (
+from cvfm_ros.io import (
     MATCH_REPORT_TYPE,
     UNESTIMATED_VARIANCE,
     BagTopics,
@@ -22,9 +22,9 @@ from cvfm_ros.data.bags import (
     odometry_covariance,
     odometry_to_se2,
     odometry_twist,
-    planar_to_ros_covariance,
     read_bag,
-    ros_to_planar_covariance,
+    covariance_from_ros,
+    covariance_to_ros,
     stamp_to_ns,
     transform_to_se3,
 )
@@ -360,18 +360,18 @@ def test_camera_info_errors_name_the_field():
 
 def test_covariance_layout():
     cov = np.array([[1.0, 0.2, 0.3], [0.2, 2.0, 0.4], [0.3, 0.4, 3.0]])
-    ros = planar_to_ros_covariance(cov).reshape(6, 6)
+    ros = np.asarray(covariance_to_ros(cov)).reshape(6, 6)
     assert ros[0, 0] == 1.0 and ros[7 // 6, 7 % 6] == 2.0 and ros[5, 5] == 3.0 and ros[0, 5] == 0.3
     assert ros[2, 2] == ros[3, 3] == ros[4, 4] == UNESTIMATED_VARIANCE
-    np.testing.assert_array_equal(ros_to_planar_covariance(ros.reshape(-1)), cov)
+    np.testing.assert_array_equal(covariance_from_ros(ros.reshape(-1)), cov)
     with pytest.raises(ValueError, match="covariance"):
-        ros_to_planar_covariance(np.zeros(9))
+        covariance_from_ros(np.zeros(9))
 
 
 def test_simulated_drive_through_a_bag(tmp_path):
     """Planner -> odometry simulation -> bag -> reader: poses, twists and covariances survive."""
     from cvfm_ros.data.odometry import simulate_wheel_odometry
-    from cvfm_ros.runtime.prior import interpolate_pose
+    from cvfm_ros.geometry.planar import interpolate_pose
     from cvfm_ros.data.trajectory import plan_drive
 
     roads = [np.array([[0.0, 0.0], [300.0, 0.0], [300.0, 200.0], [0.0, 200.0], [0.0, 0.0]])]
@@ -391,7 +391,7 @@ def test_simulated_drive_through_a_bag(tmp_path):
     k = 70
     np.testing.assert_allclose(odometry_covariance(od[k].message), odom.covariance[k], rtol=1e-12, atol=1e-15)
     assert odometry_twist(od[k].message) == pytest.approx((odom.v[k], odom.yaw_rate[k]))
-    twist_cov = ros_to_planar_covariance(od[k].message.twist.covariance)
+    twist_cov = covariance_from_ros(od[k].message.twist.covariance)
     np.testing.assert_allclose(twist_cov, odom.twist_covariance[k])
     # What the replay tool does: odometry at an image stamp between two messages.
     stamps = np.array([m.stamp_ns for m in od])

@@ -3,7 +3,7 @@ import math
 import numpy as np
 
 from cvfm_ros.eval.ekf import PlanarEkf
-from cvfm_ros.runtime.frames import compose
+from cvfm_ros.geometry.planar import compose
 
 
 def test_ekf_fuses_drifting_odometry_with_fixes():

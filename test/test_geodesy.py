@@ -6,7 +6,7 @@ import pyproj
 import pytest
 
 from cvfm_ros.config import from_dict
-from cvfm_ros.runtime.geodesy import (
+from cvfm_ros.maps.geodesy import (
     Datum,
     ecef_to_geodetic,
     geodetic_to_ecef,

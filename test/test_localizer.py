@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from cvfm_ros.data.bags import image_to_numpy, odometry_to_se2, read_bag
+from cvfm_ros.io import image_to_numpy, odometry_to_se2, read_bag
 from cvfm_ros.geometry import MountedCamera
 from cvfm_ros.runtime.localizer import Localizer
 from cvfm_ros.runtime.settings import NodeSettings

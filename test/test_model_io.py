@@ -190,7 +190,7 @@ def test_a_checkpoint_with_objects_is_refused_without_advice_to_unpickle(tmp_pat
 
 
 def test_release_of_a_checkpoint_with_a_malformed_train_config_names_it(tmp_path):
-    from cvfm_ros.model.checkpoint import release_checkpoint
+    from cvfm_ros.train.release import release_checkpoint
 
     src = tmp_path / "odd.pt"
     save_checkpoint(src, _model(), extra={"train_config": [1, 2]})

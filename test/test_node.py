@@ -16,9 +16,9 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from cvfm_ros.data.bags import odometry_to_se2, read_bag, image_to_numpy  # noqa: E402
+from cvfm_ros.io import image_to_numpy, odometry_to_se2, read_bag  # noqa: E402
 from cvfm_ros.ros.node import TF2_AVAILABLE, LocalizerNode  # noqa: E402
-from cvfm_ros.runtime.frames import compose, map_from_odom  # noqa: E402
+from cvfm_ros.geometry.planar import compose  # noqa: E402
 
 
 def _drive_messages(drive):

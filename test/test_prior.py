@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from cvfm_ros.runtime.frames import compose
-from cvfm_ros.runtime.prior import PriorConfig, PriorTracker, interpolate_pose
+from cvfm_ros.geometry.planar import compose, interpolate_pose
+from cvfm_ros.runtime.prior import PriorConfig, PriorTracker
 
 
 def _drive(n=100, rate=10.0):

@@ -43,7 +43,7 @@ def test_metrics_agree_with_tum_files(replayed):
 
 
 def test_output_bag_holds_the_published_poses_and_reports(replayed):
-    from cvfm_ros.data.bags import MatchReport, read_bag, ros_to_planar_covariance
+    from cvfm_ros.io import MatchReport, covariance_from_ros, read_bag
 
     raw = TumTrajectory.read(replayed / "estimates.tum")
     fused = TumTrajectory.read(replayed / "fused.tum")
@@ -54,7 +54,7 @@ def test_output_bag_holds_the_published_poses_and_reports(replayed):
     assert np.allclose([m.stamp_ns * 1e-9 for m in poses], raw.stamps, atol=1e-6)
     assert np.allclose([m.message.pose.pose.position.x for m in poses], raw.xyz[:, 0], atol=1e-4)
     assert all(m.message.header.frame_id == "map" for m in poses)
-    cov = ros_to_planar_covariance(poses[0].message.pose.covariance)
+    cov = covariance_from_ros(poses[0].message.pose.covariance)
     assert cov[0, 0] > 0 and cov[2, 2] > 0 and np.allclose(cov, cov.T)
     assert len(reports) == len(filtered) == len(fused.stamps)
     ok = [r for r in reports if r.status == "ok"]
@@ -160,7 +160,7 @@ def _write_twice(src, dst):
 def test_a_clock_jump_is_replayed_as_two_runs(tiny_drive, tmp_path):
     """Sorting a bag with a restarted clock by header stamp merged two runs into one (a 5.7 m fix,
     NEES 1672; issue 12, item 15). Each run is now replayed and seeded on its own."""
-    from cvfm_ros.data.bags import read_bag
+    from cvfm_ros.io import read_bag
 
     bag = tmp_path / "twice"
     _write_twice(tiny_drive.bag, bag)
@@ -209,7 +209,7 @@ def test_node_and_replay_share_one_odometry_rule():
     """The node refused non-unit quaternions, replay normalised them (issue 12, item 16)."""
     from types import SimpleNamespace as NS
 
-    from cvfm_ros.data.bags import odometry_to_se2
+    from cvfm_ros.io import odometry_to_se2
 
     def odom(q):
         return NS(pose=NS(pose=NS(position=NS(x=1.0, y=2.0, z=0.0), orientation=NS(x=0.0, y=0.0, z=q[0], w=q[1]))))

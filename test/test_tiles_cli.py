@@ -6,7 +6,7 @@ import pytest
 
 from cvfm_ros.cli.main import main
 from cvfm_ros.config import atomic_write_text
-from cvfm_ros.runtime.tiles import TileId, load_route, tiles_along_route, tiles_around, tiles_in_bbox, write_xyz_pyramid
+from cvfm_ros.maps.tiles import TileId, load_route, tiles_along_route, tiles_around, tiles_in_bbox, write_xyz_pyramid
 from tiles_support import DATUM, orthophoto, start_server, stop_server
 
 # The orthophoto's centre in lat/lon (map (250, -120) at the datum).

@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from cvfm_ros.runtime.tiles import TileConfig, TileId, TileStore, XYZDirectory, encode_tile, write_xyz_pyramid
-from cvfm_ros.runtime.tiles.cache import INDEX_NAME
+from cvfm_ros.maps.tiles import TileConfig, TileId, TileStore, XYZDirectory, encode_tile, write_xyz_pyramid
+from cvfm_ros.maps.tiles.cache import INDEX_NAME
 from tiles_support import DATUM, orthophoto, send, stall, start_server, trickle, stop_server
 
 

@@ -11,8 +11,8 @@ import torch
 
 from cvfm_ros.config import from_dict
 from cvfm_ros.geometry import AerialPatch
-from cvfm_ros.runtime.geodesy import meters_per_pixel
-from cvfm_ros.runtime.tiles import (
+from cvfm_ros.maps.geodesy import meters_per_pixel
+from cvfm_ros.maps.tiles import (
     NoCoverage,
     TileConfig,
     TileId,

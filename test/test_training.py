@@ -91,7 +91,7 @@ def test_train_starts_from_given_weights(tmp_path, capsys):
 def test_train_pretrained_extractors_pinhole_and_augmentation(tmp_path):
     """The real-imagery recipe's machinery: frozen packaged backbones under trained heads, pinhole
     blocks, augmented pairs, and weights copied from another architecture where they fit."""
-    from cvfm_ros.model.training import TrainingPairs, load_train_config, matcher_config_for
+    from cvfm_ros.train.training import TrainingPairs, load_train_config, matcher_config_for
     from cvfm_ros.geometry import PinholeCamera
     from cvfm_ros.model import ViewBridgeMatcher, packaged_state_keys
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cvfm_ros.geometry import MetricGrid
-from cvfm_ros.runtime.geodesy import Datum
+from cvfm_ros.maps.geodesy import Datum
 
 # Seattle: Web Mercator's scale factor is 1/cos(47.6 deg) = 1.48, far from metric.
 DATUM = Datum(47.6, -122.3, 30.0)

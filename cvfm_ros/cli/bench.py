@@ -43,7 +43,6 @@ def _bench_one(args: dict, queue: mp.Queue) -> None:
 
         if args["threads"]:
             torch.set_num_threads(args["threads"])
-        from ..data.drive import benchmark_frames
         from ..runtime.localizer import Localizer
 
         frames, config, tiles = benchmark_frames(args["camera"], args["frames"] + args["warmup"], cache=True)
@@ -109,3 +108,41 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(Path(args.json), json.dumps(report, indent=2))
     print(f"wrote {args.json}")
     return 0
+
+
+def benchmark_frames(camera: str, count: int, cache: bool = True, seed: int = 0):
+    """Frames of a generated drive for latency benchmarks: [(image, MountedCamera, prior, prior_cov,
+    stamp)], the LocalizerConfig pointing at the drive's tiles and datum, and no tile store (the
+    localizer opens its own). Priors are the truth perturbed by 3 m / 3 deg."""
+    import math
+
+    import numpy as np
+
+    from ..data.drive import DriveSpec, generate_drive, load_drive
+    from ..geometry import MountedCamera
+    from ..io import camera_info_to_camera, image_to_numpy, odometry_to_se2, read_bag, transform_to_se3
+    from ..runtime.settings import LocalizerConfig
+
+    root = Path(os.environ.get("CVFM_ROS_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
+    duration = max(5.0, count / 10.0 + 1.0)
+    drive_dir = root / f"bench_drive_{camera}_s{seed}_{int(duration)}s"
+    drive = load_drive(drive_dir) if (drive_dir / "drive.json").is_file() else generate_drive(
+        drive_dir, DriveSpec(seed=seed, duration_s=duration, camera=camera), progress=False)
+    truth, frames, mounted, extr = {}, [], None, None
+    for m in read_bag(drive.bag, ["/tf_static", drive.topics["camera_info"], drive.topics["ground_truth"], drive.topics["image"]]):
+        if m.topic == "/tf_static":
+            extr = transform_to_se3(m.message.transforms[0].transform)
+        elif m.topic == drive.topics["camera_info"] and mounted is None:
+            mounted = MountedCamera(camera_info_to_camera(m.message), extr)
+        elif m.topic == drive.topics["ground_truth"]:
+            truth[m.stamp_ns] = odometry_to_se2(m.message).data.numpy().astype(float)
+        elif m.topic == drive.topics["image"] and len(frames) < count:
+            frames.append((m.stamp_ns, image_to_numpy(m.message)))
+    rng = np.random.default_rng(seed)
+    cov = np.diag([9.0, 9.0, math.radians(3) ** 2])
+    out = [(img, mounted, truth[s] + rng.normal(0, [3, 3, math.radians(3)]), cov, s * 1e-9) for s, img in frames]
+    config = LocalizerConfig()
+    config.tiles.path = str(drive.tiles)
+    config.tiles.max_zoom = 20
+    config.datum.latitude, config.datum.longitude, config.datum.altitude = drive.datum
+    return out, config, None

@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..model import read_checkpoint, release_checkpoint
+    from ..model import read_checkpoint
+    from ..train.release import release_checkpoint
     from .train import calibrate
 
     if args.calibrate < 20:

@@ -76,7 +76,7 @@ def replay_one(bag: str, out: str, options: dict) -> dict:
     from ..data.drive import load_drive
     from ..eval.bag_replay import ReplayTopics, read_events, write_output_bag, write_outputs
     from ..eval.replay import ReplayRecord, run_replay
-    from ..runtime.geodesy import Datum
+    from ..maps.geodesy import Datum
     from ..runtime.localizer import Localizer
     from ..runtime.session import LocalizationSession
     from ..runtime.settings import load_node_settings

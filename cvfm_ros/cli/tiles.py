@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _config(args: argparse.Namespace, online: bool) -> Any:
     from cvfm_ros.config import from_dict, load_config
-    from cvfm_ros.runtime.tiles import TileConfig
+    from cvfm_ros.maps.tiles import TileConfig
 
     cfg = load_config(TileConfig, args.config, args.section) if args.config else TileConfig()
     overrides: dict[str, Any] = {}
@@ -87,7 +87,7 @@ def _config(args: argparse.Namespace, online: bool) -> Any:
 
 
 def _datum(args: argparse.Namespace) -> Any:
-    from cvfm_ros.runtime.geodesy import Datum
+    from cvfm_ros.maps.geodesy import Datum
 
     if not args.datum:
         return None
@@ -97,7 +97,7 @@ def _datum(args: argparse.Namespace) -> Any:
 
 
 def _area_tiles(args: argparse.Namespace, zooms: list[int], tile_size: int) -> tuple[str, dict[int, list]]:
-    from cvfm_ros.runtime.tiles import load_route, tiles_along_route, tiles_around, tiles_in_bbox
+    from cvfm_ros.maps.tiles import load_route, tiles_along_route, tiles_around, tiles_in_bbox
 
     given = [name for name in ("bbox", "center", "route") if getattr(args, name)]
     if len(given) != 1:
@@ -157,8 +157,8 @@ def _check_payload(check: Any, listed: int) -> dict[str, Any]:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from cvfm_ros.runtime.geodesy import Datum
-    from cvfm_ros.runtime.tiles import TileStore, XYZDirectory
+    from cvfm_ros.maps.geodesy import Datum
+    from cvfm_ros.maps.tiles import TileStore, XYZDirectory
 
     cfg = _config(args, online=False)
     # The datum only matters for patches; coverage queries are in lat/lon.
@@ -186,7 +186,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def _info_summary(args: argparse.Namespace, store: Any) -> int:
-    from cvfm_ros.runtime.tiles import MBTilesSource, XYZDirectory
+    from cvfm_ros.maps.tiles import MBTilesSource, XYZDirectory
 
     source = store.source
     zooms = sorted(set(args.zoom)) if args.zoom else source.zooms()
@@ -216,8 +216,8 @@ def _info_summary(args: argparse.Namespace, store: Any) -> int:
 
 
 def run_prefetch(args: argparse.Namespace) -> int:
-    from cvfm_ros.runtime.geodesy import Datum
-    from cvfm_ros.runtime.tiles import TileStore
+    from cvfm_ros.maps.geodesy import Datum
+    from cvfm_ros.maps.tiles import TileStore
 
     cfg = _config(args, online=True)
     if cfg.resolved_kind != "xyz":

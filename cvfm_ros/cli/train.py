@@ -1,4 +1,4 @@
-"""`cvfm-ros train`: train the matcher (see cvfm_ros/model/training.py)."""
+"""`cvfm-ros train`: train the matcher (see cvfm_ros/train/training.py)."""
 from __future__ import annotations
 
 import argparse
@@ -37,7 +37,7 @@ def calibrate(checkpoint, pairs: int, mpp: float, gate: bool) -> tuple[dict, dic
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..model.training import load_train_config, train
+    from ..train.training import load_train_config, train
 
     cfg = load_train_config(args.config)
     if args.out:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     path = train(cfg, resume=not args.no_resume, stop_at=args.stop_at)
     print(f"checkpoint: {path}")
     if args.release:
-        from ..model import release_checkpoint
+        from ..train.release import release_checkpoint
 
         runtime, pose = {}, {}
         if args.calibrate > 0:

@@ -142,9 +142,9 @@ def generate_drive(out_dir: str | Path, spec: DriveSpec, progress: bool = True) 
     from tqdm import tqdm
 
     from ..geometry import MountedCamera, PinholeCamera
-    from ..runtime.geodesy import Datum
-    from ..runtime.tiles import write_xyz_pyramid
-    from .bags import DriveBagWriter
+    from ..maps.geodesy import Datum
+    from ..maps.tiles import write_xyz_pyramid
+    from ..io import DriveBagWriter
     from .odometry import simulate_wheel_odometry
     from .synth import SEEN_STYLES, generate_world, render_orthophoto
     from .trajectory import plan_drive
@@ -204,36 +204,3 @@ def generate_drive(out_dir: str | Path, spec: DriveSpec, progress: bool = True) 
             "camera_height_m": height_m, "frames": frames, "world": {"style": style, "seed": spec.seed}}
     atomic_write_text(out / "drive.json", json.dumps(info, indent=2))
     return load_drive(out)
-
-
-def benchmark_frames(camera: str, count: int, cache: bool = True, seed: int = 0):
-    """Frames of a generated drive for latency benchmarks: [(image, MountedCamera, prior, prior_cov,
-    stamp)], the LocalizerConfig pointing at the drive's tiles and datum, and no tile store (the
-    localizer opens its own). Priors are the truth perturbed by 3 m / 3 deg."""
-    from ..geometry import MountedCamera
-    from ..runtime.settings import LocalizerConfig
-    from .bags import camera_info_to_camera, image_to_numpy, odometry_to_se2, read_bag, transform_to_se3
-
-    root = Path(os.environ.get("CVFM_ROS_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
-    duration = max(5.0, count / 10.0 + 1.0)
-    drive_dir = root / f"bench_drive_{camera}_s{seed}_{int(duration)}s"
-    drive = load_drive(drive_dir) if (drive_dir / "drive.json").is_file() else generate_drive(
-        drive_dir, DriveSpec(seed=seed, duration_s=duration, camera=camera), progress=False)
-    truth, frames, mounted, extr = {}, [], None, None
-    for m in read_bag(drive.bag, ["/tf_static", drive.topics["camera_info"], drive.topics["ground_truth"], drive.topics["image"]]):
-        if m.topic == "/tf_static":
-            extr = transform_to_se3(m.message.transforms[0].transform)
-        elif m.topic == drive.topics["camera_info"] and mounted is None:
-            mounted = MountedCamera(camera_info_to_camera(m.message), extr)
-        elif m.topic == drive.topics["ground_truth"]:
-            truth[m.stamp_ns] = odometry_to_se2(m.message).data.numpy().astype(float)
-        elif m.topic == drive.topics["image"] and len(frames) < count:
-            frames.append((m.stamp_ns, image_to_numpy(m.message)))
-    rng = np.random.default_rng(seed)
-    cov = np.diag([9.0, 9.0, math.radians(3) ** 2])
-    out = [(img, mounted, truth[s] + rng.normal(0, [3, 3, math.radians(3)]), cov, s * 1e-9) for s, img in frames]
-    config = LocalizerConfig()
-    config.tiles.path = str(drive.tiles)
-    config.tiles.max_zoom = 20
-    config.datum.latitude, config.datum.longitude, config.datum.altitude = drive.datum
-    return out, config, None

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cvfm_ros.geometry import SE2, check_tensor
+from cvfm_ros.geometry import SE2, check_tensor, wrap_angle
 
 
 def check_array(name: str, value: object, spec: tuple, sizes: dict[str, int] | None = None) -> np.ndarray:
@@ -290,10 +290,6 @@ def _heading(v: np.ndarray) -> float:
     return math.atan2(float(v[1]), float(v[0]))
 
 
-def _wrap(a):
-    return (a + np.pi) % (2 * np.pi) - np.pi
-
-
 def _walk(graph: RoadGraph, length_needed: float, rng: np.random.Generator, profile: DriveProfile) -> _Route:
     degree = {n: graph.degree(n) for n in range(len(graph.nodes))}
     lengths = np.array([e.length for e in graph.edges])
@@ -338,7 +334,7 @@ def _walk(graph: RoadGraph, length_needed: float, rng: np.random.Generator, prof
         w = []
         for i, f in options:
             leave = oriented(i, f)
-            turn = abs(_wrap(_heading(leave[1] - leave[0]) - _heading(arrive_dir)))
+            turn = abs(wrap_angle(_heading(leave[1] - leave[0]) - _heading(arrive_dir)))
             w.append(profile.turn_preference if turn > math.radians(30) else 1.0)
         w_arr = np.asarray(w)
         edge_i, forward = options[int(rng.choice(len(options), p=w_arr / w_arr.sum()))]
@@ -429,7 +425,7 @@ def _round_corners(poly: np.ndarray, radius: float, wide_radius: float, max_cut:
     n = len(poly)
     theta = np.zeros(n)
     for i in range(1, n - 1):
-        theta[i] = _wrap(_heading(d[i]) - _heading(d[i - 1]))
+        theta[i] = wrap_angle(_heading(d[i]) - _heading(d[i - 1]))
     tangent = np.zeros(n)
     for i in range(1, n - 1):
         if abs(theta[i]) > 1e-9:
@@ -569,12 +565,7 @@ def plan_drive(
     s = np.minimum(s_grid[cell] + v0 * tau + 0.5 * acc * tau ** 2, s_grid[cell + 1])
     speed = np.where(tau >= span, v1, np.clip(v0 + acc * tau, 0.0, None))
     x, y, heading, kappa = path.evaluate(s)
-    return Trajectory(t=t, x=x, y=y, yaw=_wrap_pi(heading), v=speed, yaw_rate=kappa * speed)
-
-
-def _wrap_pi(a: np.ndarray) -> np.ndarray:
-    """Wrap to (-pi, pi] (numpy), matching `cvfm_ros.geometry.wrap_angle`."""
-    return np.pi - np.mod(np.pi - a, 2 * np.pi)
+    return Trajectory(t=t, x=x, y=y, yaw=wrap_angle(heading), v=speed, yaw_rate=kappa * speed)
 
 
 __all__ = ["DriveProfile", "RoadEdge", "RoadGraph", "Trajectory", "build_road_graph", "check_array", "plan_drive"]

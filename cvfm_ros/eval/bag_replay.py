@@ -32,12 +32,12 @@ class ReplayTopics:
 
 
 def _truth_pose(msg, msgtype: str, datum) -> np.ndarray | None:
-    from ..data.bags import odometry_to_se2
+    from ..io import odometry_to_se2
 
     if msgtype.endswith("Odometry"):
         return odometry_to_se2(msg).data.numpy().astype(float)
     if msgtype.endswith("PoseStamped") or msgtype.endswith("PoseWithCovarianceStamped"):
-        from ..data.bags import quaternion_to_yaw_checked
+        from ..io import quaternion_to_yaw_checked
 
         pose = msg.pose.pose if hasattr(msg.pose, "pose") else msg.pose
         return np.array([pose.position.x, pose.position.y, quaternion_to_yaw_checked(pose.orientation)])
@@ -59,7 +59,7 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> l
     """Decode the bag into clock segments (one unless its clock jumps back by more than
     `settings.prior.time_jump_s`: then each run is replayed on its own instead of being merged
     by stamp), each with time-ordered events and its ground-truth track."""
-    from ..data.bags import camera_info_to_camera, image_to_numpy, odometry_to_se2, read_bag, transform_to_se3
+    from ..io import camera_info_to_camera, image_to_numpy, odometry_to_se2, read_bag, transform_to_se3
 
     import rosbags.rosbag2  # noqa: F401 (fail early with a clear import error)
 
@@ -207,7 +207,7 @@ def write_output_bag(path: Path, record: ReplayRecord, storage: str = "mcap") ->
     (nav_msgs/Odometry, the fused pose, no covariance), and `/cvfm/match_report` (a MatchReport per
     processed frame, whatever its status). All stamped with the camera image's stamp. Returns the
     message count per topic."""
-    from ..data.bags import DriveBagWriter, MatchReport
+    from ..io import DriveBagWriter, MatchReport
     from ..runtime.result import MATCH_REPORT_STATUS, Status
 
     with DriveBagWriter(path, storage=storage) as bag:

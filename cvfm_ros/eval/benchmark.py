@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..config import atomic_write_bytes
-from ..geometry import SE3, MountedCamera, PinholeCamera
+from ..geometry import SE3, MountedCamera, PinholeCamera, wrap_angle
 from .metrics import match_precision, position_error_m, recall, summarize, yaw_error_deg
 
 BENCHMARKS = {"synth-same": ("seen", 50_000), "synth-cross": ("unseen", 60_000)}
@@ -164,7 +164,7 @@ def calibrate_covariance_scale(matcher: torch.nn.Module, files: list[Path], mpp:
         if not bool(out["valid"][0]):
             continue
         pose = out["pose"][0].double().numpy()
-        dyaw = math.remainder(float(pose[2] - truth[2]), 2 * math.pi)
+        dyaw = wrap_angle(float(pose[2] - truth[2]))
         errors.append([pose[0] - truth[0], pose[1] - truth[1], dyaw])
         covs.append(out["covariance"][0].double().numpy())
     if len(errors) < 5:

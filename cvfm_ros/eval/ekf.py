@@ -14,7 +14,7 @@ import math
 import numpy as np
 from filterpy.kalman import ExtendedKalmanFilter
 
-from ..runtime.frames import compose, wrap
+from ..geometry.planar import compose, wrap
 
 
 def _residual(a: np.ndarray, b: np.ndarray) -> np.ndarray:

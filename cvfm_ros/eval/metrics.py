@@ -9,11 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import wrap_angle
+
 
 def yaw_error_deg(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Absolute wrapped yaw difference in degrees, elementwise."""
     d = np.asarray(estimate, dtype=float) - np.asarray(truth, dtype=float)
-    return np.abs(np.degrees(np.arctan2(np.sin(d), np.cos(d))))
+    return np.abs(np.degrees(wrap_angle(d)))
 
 
 def position_error_m(estimate_xy: np.ndarray, truth_xy: np.ndarray) -> np.ndarray:

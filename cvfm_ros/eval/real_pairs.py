@@ -35,8 +35,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..geometry import MountedCamera, PinholeCamera
-from ..model.train_sources import aerial_crop
+from ..geometry import MountedCamera, PinholeCamera, wrap_angle
+from ..train.sources import aerial_crop
 from .metrics import nees, position_error_m, recall, summarize, yaw_error_deg
 
 PRIOR_YAW_DEG = 10.0
@@ -167,10 +167,10 @@ def draw_inputs(pair: RealPair, ground: torch.Tensor, aerial: np.ndarray, aerial
     centre = (u + offset[0] / pair.aerial_mpp, v - offset[1] / pair.aerial_mpp)
     patch, _ = aerial_crop(aerial, pair.aerial_mpp, centre, aerial_px * mpp, aerial_px, border=cv2.BORDER_CONSTANT)
     yaw = math.radians(pair.yaw_deg)
-    prior_yaw = math.remainder(yaw + float(offset[2]), 2 * math.pi)
+    prior_yaw = wrap_angle(yaw + float(offset[2]))
     batch = {"ground": ground, "aerial": _to_tensor(patch), "aerial_mpp": mpp,
              "prior_yaw": torch.tensor([prior_yaw], dtype=torch.float32)}
-    truth = np.array([-offset[0], -offset[1], math.remainder(yaw, 2 * math.pi)])
+    truth = np.array([-offset[0], -offset[1], wrap_angle(yaw)])
     return batch, truth
 
 
@@ -217,7 +217,7 @@ def _published_nees(matcher: torch.nn.Module, pose: np.ndarray, truth: np.ndarra
     meta = getattr(matcher, "runtime_metadata", {}) or {}
     cov = float(meta.get("covariance_scale", 1.0)) * covariance.double().numpy() + np.diag(
         meta.get("covariance_floor", COVARIANCE_FLOOR))
-    error = np.array([pose[0] - truth[0], pose[1] - truth[1], math.remainder(pose[2] - truth[2], 2 * math.pi)])
+    error = np.array([pose[0] - truth[0], pose[1] - truth[1], wrap_angle(pose[2] - truth[2])])
     return float(nees(error[None], cov[None])[0])
 
 

@@ -15,8 +15,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..geometry import MountedCamera
-from ..runtime.frames import compose, relative
-from ..runtime.prior import interpolate_pose
+from ..geometry.planar import compose, interpolate_pose, relative, wrap
 from ..runtime.result import LocalizationResult, Status
 from ..runtime.session import LocalizationSession
 from .ekf import PlanarEkf
@@ -164,7 +163,7 @@ def compute_metrics(record: ReplayRecord, outlier_m: float = 5.0) -> dict:
     with_truth = [f for f in record.frames if f.truth is not None]
     ok = [f for f in with_truth if f.status == "OK"]
     raw_err = [float(np.hypot(*(f.fix[:2] - f.truth[:2]))) for f in ok]
-    errs3 = np.array([[*(f.fix[:2] - f.truth[:2]), math.atan2(math.sin(f.fix[2] - f.truth[2]), math.cos(f.fix[2] - f.truth[2]))]
+    errs3 = np.array([[*(f.fix[:2] - f.truth[:2]), wrap(f.fix[2] - f.truth[2])]
                       for f in ok]).reshape(-1, 3)
     nees_values = nees(errs3, np.array([f.fix_cov for f in ok]).reshape(-1, 3, 3)) if ok else np.array([])
     frames = len(record.frames)

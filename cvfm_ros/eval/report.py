@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
 from ..config import atomic_write_bytes, atomic_write_text  # noqa: E402
-from ..runtime.frames import covariance_ellipse  # noqa: E402
+from ..geometry.planar import covariance_ellipse  # noqa: E402
 
 
 def _png(fig) -> bytes:

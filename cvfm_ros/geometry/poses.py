@@ -9,15 +9,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .checks import check_tensor
 
 
-def wrap_angle(angle: torch.Tensor | float) -> torch.Tensor | float:
-    """Wrap radians to (-pi, pi]. Works on floats and tensors of any shape."""
+def wrap_angle(angle):
+    """Wrap radians to (-pi, pi]: the package's one angle wrap, for floats, numpy arrays and
+    tensors of any shape (pi stays pi, -pi becomes pi)."""
     if isinstance(angle, torch.Tensor):
         return math.pi - torch.remainder(math.pi - angle, 2 * math.pi)
+    if isinstance(angle, np.ndarray):
+        return math.pi - np.mod(math.pi - angle, 2 * math.pi)
     return math.pi - math.fmod(math.fmod(math.pi - angle, 2 * math.pi) + 2 * math.pi, 2 * math.pi)
 
 

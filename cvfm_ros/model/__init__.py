@@ -7,7 +7,7 @@ matcher (the whole model), losses, baseline (flat-ground NCC), checkpoint, expor
 toy (flat textured worlds for tests).
 """
 from .baseline import BaselineConfig, ClassicalBaseline
-from .checkpoint import load_matcher, read_checkpoint, release_checkpoint, save_checkpoint
+from .checkpoint import load_matcher, read_checkpoint, save_checkpoint
 from .export import ONNX_OUTPUTS, OnnxMatcher, export_onnx
 from .extractor import EXTRACTORS, CompactCNN, ExtractorConfig, build_extractor, register_extractor
 from .pretrained import PretrainedExtractor, packaged_state_keys
@@ -24,5 +24,5 @@ __all__ = [
     "LiftingConfig", "LossConfig", "MatcherConfig", "MatchingConfig", "ONNX_OUTPUTS", "OnnxMatcher",
     "PoseSolverConfig", "PretrainedExtractor", "SimRefiner", "SimRefinerConfig", "SurfaceModel", "SurfaceModelConfig",
     "ViewBridgeLoss", "ViewBridgeMatcher", "build_extractor", "count_parameters", "export_onnx",
-    "ground_truth_assignment", "load_matcher", "packaged_state_keys", "read_checkpoint", "release_checkpoint", "register_extractor", "save_checkpoint",
+    "ground_truth_assignment", "load_matcher", "packaged_state_keys", "read_checkpoint", "register_extractor", "save_checkpoint",
 ]

@@ -1,18 +1,12 @@
-"""Message <-> numpy conversions at the ROS edge (rclpy message objects).
-
-Image decoding is shared with the bag reader (`cvfm_ros.data.bags`), which accepts any object
-with the sensor_msgs/Image fields, so the node and replay decode pixels identically.
-"""
+"""What only the rclpy edge needs on top of `cvfm_ros.io.messages` (the one conversion layer,
+shared with the bag reader, so the node and replay accept and decode messages identically):
+rclpy message constructors and float stamps."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from geometry_msgs.msg import Quaternion
 
-from ..data.bags import (  # noqa: F401 (re-exported for the node)
-    camera_info_to_camera, image_to_numpy, odometry_to_se2, quaternion_to_yaw_checked,
-)
+from ..io import image_to_numpy, odometry_to_se2, yaw_to_quaternion
 
 
 def stamp_to_sec(stamp) -> float:
@@ -31,4 +25,6 @@ def odometry_to_pose(msg) -> np.ndarray:
 
 
 def pose_to_quaternion(yaw: float) -> Quaternion:
-    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))
+    """yaw -> geometry_msgs/Quaternion (rotation about +z)."""
+    x, y, z, w = yaw_to_quaternion(yaw)
+    return Quaternion(x=x, y=y, z=z, w=w)

@@ -29,14 +29,14 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, NavSatFix
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..geometry import SE3, MountedCamera, PanoramaCamera, PinholeCamera
-from ..runtime.frames import covariance_to_ros, covariance_ellipse, covariance_from_ros, map_from_odom
+from ..geometry.planar import covariance_ellipse, map_from_odom
+from ..io import (
+    camera_info_to_camera, covariance_from_ros, covariance_to_ros, quaternion_to_yaw_checked, transform_to_se3,
+)
 from ..runtime.result import LocalizationResult, Status
 from ..runtime.session import LatestSlot, LocalizationSession
 from ..runtime.settings import NodeSettings
-from .conversions import (
-    camera_info_to_camera, image_to_rgb, odometry_to_pose, pose_to_quaternion, quaternion_to_yaw_checked,
-    stamp_to_sec,
-)
+from .conversions import image_to_rgb, odometry_to_pose, pose_to_quaternion, stamp_to_sec
 from .parameters import apply_parameter_changes, declare_settings, read_settings
 
 try:  # tf2_ros comes with a ROS 2 installation, not with the pip wheels.
@@ -281,13 +281,8 @@ class LocalizerNode(LifecycleNode):
         except Exception as exc:  # tf2 raises several lookup exception types
             self._log_once("tf", f"no TF {self.settings.base_frame} -> {frame_id} ({exc}); using parameters")
             return None
-        import torch
-
-        from ..geometry import quaternion_to_matrix
-        q = tf.transform.rotation
-        t = tf.transform.translation
-        rot = quaternion_to_matrix(torch.tensor([q.x, q.y, q.z, q.w], dtype=torch.float64)).float()
-        return SE3(rot, torch.tensor([t.x, t.y, t.z], dtype=torch.float32))
+        extrinsics = transform_to_se3(tf.transform)  # the bag reader's conversion
+        return SE3(extrinsics.rotation.float(), extrinsics.translation.float())  # as the parameters' (float32)
 
     def _work(self) -> None:
         while self._running:

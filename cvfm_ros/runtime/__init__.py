@@ -1,9 +1,2 @@
-"""Runtime services of the localizer that are not the network: geodesy and the satellite tile cache.
-
-`cvfm_ros.runtime.geodesy` converts between `map` (ENU at a datum), WGS84 and Web Mercator;
-`cvfm_ros.runtime.tiles` reads north-up metric aerial patches from cached Web Mercator tiles.
-Heavy imports (OpenCV, requests, sqlite) stay inside `tiles` so importing this package is cheap.
-"""
-from .geodesy import Datum
-
-__all__ = ["Datum"]
+"""The localizer at run time: settings, prior tracking, the localization session, inference
+backends and `Localizer` itself (used by the node, replay and the user API)."""

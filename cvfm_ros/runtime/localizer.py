@@ -22,7 +22,7 @@ import torch
 from ..geometry import MetricGrid, MountedCamera, PinholeCamera
 from ..model.yaw_search import best_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
-from .frames import wrap
+from ..geometry.planar import wrap
 from .result import LocalizationResult, Matches, Status
 from .settings import LocalizerConfig
 
@@ -125,8 +125,8 @@ class Localizer:
     """See the module docstring. `matcher` and `tiles` may be injected (tests, replay)."""
 
     def __init__(self, config: LocalizerConfig, matcher: torch.nn.Module | None = None, tiles=None) -> None:
-        from .geodesy import Datum
-        from .tiles import TileStore
+        from ..maps.geodesy import Datum
+        from ..maps.tiles import TileStore
 
         self.config = config
         d = config.datum

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import setting
-from .frames import compose, relative, wrap
+from ..geometry.planar import compose, interpolate_pose, relative, wrap  # noqa: F401 (interpolate_pose: for callers)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from ..geometry import MountedCamera
-from .frames import wrap
+from ..geometry.planar import wrap
 from .prior import PriorConfig, PriorTracker
 from .result import LocalizationResult, Status
 

@@ -17,7 +17,7 @@ from ..config import from_dict, load_yaml, setting
 from ..geometry import SE3
 from ..model.yaw_search import DEFAULT_STEP_DEG
 from .prior import PriorConfig
-from .tiles import TileConfig
+from ..maps.tiles import TileConfig
 
 NODE_NAME = "cvfm_localizer"
 RO = {"read_only": True}
@@ -143,7 +143,7 @@ class NodeSettings:
             raise ValueError(f"parameter datum.latitude: expected a latitude within ±85.05°, got {lat}")
 
     def datum_object(self):
-        from .geodesy import Datum
+        from ..maps.geodesy import Datum
 
         d = self.datum
         return Datum(d.latitude, d.longitude, d.altitude)

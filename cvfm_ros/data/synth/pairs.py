@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...geometry import MetricGrid, MountedCamera, PinholeCamera, bev_grid
+from ...geometry import MetricGrid, MountedCamera, PinholeCamera, bev_grid, wrap_angle
 from .render import AerialAppearance, GroundAppearance, aerial_correspondences, render_aerial, render_ground, surface_height_grid
 from .styles import get_style
 from .world import World, WorldClass, generate_world
@@ -73,7 +73,7 @@ def sample_street_pose(world: World, rng: np.random.Generator, margin_m: float =
         r, c, inside = world.cell_index(p[0], p[1])
         if inside and world.classes[r, c] in (WorldClass.ROAD, WorldClass.SIDEWALK):
             yaw = math.atan2(d[1], d[0]) + (math.pi if rng.random() < 0.5 else 0.0) + rng.normal(0, 0.35)
-            return np.array([p[0], p[1], math.atan2(math.sin(yaw), math.cos(yaw))])
+            return np.array([p[0], p[1], wrap_angle(yaw)])
     raise ValueError("could not find a street position in this world")
 
 
@@ -120,7 +120,7 @@ def make_pair(world: World, rng: np.random.Generator, camera: str = "pano", grou
     aerial_uv, visible = aerial_correspondences(ground, aerial.patch)
     bev = bev or bev_grid(bev_size_m, bev_cell_m)
     noise = math.radians(prior_yaw_noise_deg) * rng.uniform(-1, 1)
-    prior_yaw = math.atan2(math.sin(pose[2] + noise), math.cos(pose[2] + noise))
+    prior_yaw = wrap_angle(pose[2] + noise)
     heights = surface_height_grid(world, np.array([pose[0], pose[1], prior_yaw]), bev)
     return PairSample(ground.image, aerial.image, mounted, pose, center, mpp, ground.classes, aerial_uv, visible,
                       ground.depth, heights, bev, world.style.name, world.seed, prior_yaw)

@@ -24,11 +24,11 @@ import torch.distributed as dist
 from ..config import atomic_write_text, from_dict
 from ..geometry import MountedCamera, PinholeCamera
 from ..data.synth.augment import AugmentConfig, augment_aerial, augment_ground
-from .checkpoint import load_matcher, load_weights, read_checkpoint, save_checkpoint
-from .extractor import ExtractorConfig
-from .losses import LossConfig, ViewBridgeLoss
-from .matcher import MatcherConfig, ViewBridgeMatcher
-from .train_sources import CameraGroupedBatchSampler, DatasetPairs, camera_from_batch, camera_tensors
+from ..model.checkpoint import load_matcher, load_weights, read_checkpoint, save_checkpoint
+from ..model.extractor import ExtractorConfig
+from ..model.losses import LossConfig, ViewBridgeLoss
+from ..model.matcher import MatcherConfig, ViewBridgeMatcher
+from .sources import CameraGroupedBatchSampler, DatasetPairs, camera_from_batch, camera_tensors
 
 
 @dataclass

@@ -137,7 +137,7 @@ class TileStore:
         if not isinstance(config, TileConfig):
             raise ValueError(f"config: expected a TileConfig, got {type(config).__name__}")
         if not isinstance(datum, Datum):
-            raise ValueError(f"datum: expected a cvfm_ros.runtime.geodesy.Datum, got {type(datum).__name__}")
+            raise ValueError(f"datum: expected a cvfm_ros.maps.geodesy.Datum, got {type(datum).__name__}")
         self.config = config
         self.datum = datum
         kind = config.resolved_kind

@@ -3,10 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from cvfm_ros.runtime.frames import (
-    UNESTIMATED_VARIANCE, compose, covariance_ellipse, covariance_from_ros, covariance_to_ros, inverse, map_from_odom,
-    relative,
-)
+from cvfm_ros.geometry.planar import compose, covariance_ellipse, inverse, map_from_odom, relative
+from cvfm_ros.io import UNESTIMATED_VARIANCE, covariance_from_ros, covariance_to_ros
 
 
 def test_compose_inverse_relative():
