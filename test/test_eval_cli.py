@@ -127,3 +127,30 @@ def test_eval_pinhole_benchmark_uses_a_90_degree_forward_camera(tmp_path):
     assert fx == fy and math.degrees(2 * math.atan(0.5 * 256 / fx)) == pytest.approx(90.0)
     # the camera looks forward and sees the ground: valid correspondences exist in its lower half
     assert pair["visible"][64:].any() and not pair["visible"][:20].any()
+
+
+def test_covariance_scale_for_mean_nees_recovers_the_true_scale():
+    """Drive calibration (issue 12, item 9): errors drawn with covariance 4 C + floor give back 4."""
+    import numpy as np
+
+    from cvfm_ros.eval.drive_calibration import scale_for_mean_nees
+
+    rng = np.random.default_rng(0)
+    floor = np.diag([0.01, 0.01, 1e-4])
+    model = np.stack([np.diag(rng.uniform(0.05, 0.5, 3)) for _ in range(4000)])
+    errors = np.stack([rng.multivariate_normal(np.zeros(3), 4.0 * c + floor) for c in model])
+    assert abs(scale_for_mean_nees(errors, model, floor) - 4.0) < 0.25
+
+
+def test_drive_replay_fixes_calibrate_to_nees_three(tiny_drive):
+    import numpy as np
+
+    from cvfm_ros.eval.drive_calibration import replay_fixes, scale_for_mean_nees
+    from cvfm_ros.eval.metrics import nees
+    from cvfm_ros.runtime.localizer import SHIPPED_WEIGHTS
+
+    errors, covs, localizer = replay_fixes(str(SHIPPED_WEIGHTS), tiny_drive.root, rate_hz=2.0)
+    assert len(errors) >= 3
+    model = (covs - localizer.covariance_floor) / localizer.covariance_scale
+    scale = scale_for_mean_nees(errors, model, localizer.covariance_floor)
+    assert np.mean(nees(errors, scale * model + localizer.covariance_floor)) == pytest.approx(3.0, rel=1e-3)
