@@ -12,7 +12,8 @@ from cvfm_ros.cli.main import main
 from cvfm_ros.data.synth.dataset import write_dataset
 from cvfm_ros.geometry import MountedCamera, PinholeCamera
 from cvfm_ros.model import MatcherConfig, ViewBridgeMatcher
-from cvfm_ros.train.sources import (CameraGroupedBatchSampler, DatasetPairs, aerial_crop, camera_from_batch,
+from cvfm_ros.maps.aerial_image import aerial_crop
+from cvfm_ros.train.sources import (CameraGroupedBatchSampler, DatasetPairs, camera_from_batch,
                                           camera_tensors, detect_source)
 
 GROUND_HW, AERIAL_PX, COVERAGE_M = (128, 256), 128, 51.2

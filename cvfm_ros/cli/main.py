@@ -13,6 +13,7 @@ import sys
 # Subcommand name -> module implementing it (the module's `register` adds the parser).
 COMMANDS: dict[str, str] = {
     "demo": "cvfm_ros.cli.demo",
+    "localize": "cvfm_ros.cli.localize",
     "tiles": "cvfm_ros.cli.tiles",
     "train": "cvfm_ros.cli.train",
     "bench": "cvfm_ros.cli.bench",

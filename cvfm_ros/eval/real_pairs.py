@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ..geometry import MountedCamera, PinholeCamera, wrap_angle
-from ..train.sources import aerial_crop
+from ..maps.aerial_image import aerial_crop
 from .metrics import nees, position_error_m, recall, summarize, yaw_error_deg
 
 PRIOR_YAW_DEG = 10.0

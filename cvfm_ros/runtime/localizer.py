@@ -5,6 +5,13 @@ calibrated covariance, a status with a reason, the matches and per-stage timings
     result = localizer.localize(image, camera, prior, prior_cov, stamp)
     if result.ok: publish(result.pose, result.covariance)
 
+One ground image against one aerial image (no tiles, no ROS), the user API:
+
+    from cvfm_ros import Localizer
+    localizer = Localizer.from_weights()  # the shipped weights, or a path
+    result = localizer.localize_pair(ground_rgb, aerial_rgb, aerial_mpp=0.2)
+    print(result.status.name, result.pose, result.covariance)
+
 Convention: `image` is (H, W, 3) uint8 RGB; `camera` is the MountedCamera of that image;
 `prior` is (x, y, yaw) of base_link in `map` with a 3x3 covariance; the aerial patch is north-up,
 centred on the prior, at the matcher's resolution.
@@ -20,9 +27,9 @@ import numpy as np
 import torch
 
 from ..geometry import MetricGrid, MountedCamera, PinholeCamera
+from ..geometry.planar import wrap
 from ..model.yaw_search import best_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
-from ..geometry.planar import wrap
 from .result import LocalizationResult, Matches, Status
 from .settings import LocalizerConfig
 
@@ -152,6 +159,48 @@ class Localizer:
         cache_dir = config.matcher.cache_dir or str(Path.home() / ".cache" / "cvfm_ros")
         self.cache_dir = Path(cache_dir)
 
+    @classmethod
+    def from_weights(cls, weights: str | Path | None = None, *, matcher: str = "model", backend: str = "auto",
+                     config: LocalizerConfig | None = None) -> "Localizer":
+        """A localizer for single pairs (`localize_pair`): `weights` a checkpoint (None: the shipped
+        weights), `matcher` "model" or "baseline", `backend` auto|torch|onnxruntime|tensorrt. No tile
+        source is opened; `localize` needs one (construct with a LocalizerConfig with tiles.path)."""
+        config = config or LocalizerConfig()
+        config.matcher.kind, config.matcher.backend = matcher, backend
+        config.matcher.weights = "" if weights is None else str(weights)
+        from .settings import check_declared_limits
+
+        check_declared_limits(config)
+        return cls(config, tiles=_NoTileSource())
+
+    def localize_pair(self, ground: np.ndarray, aerial: np.ndarray, aerial_mpp: float,
+                      camera: MountedCamera | None = None, prior: tuple[float, float, float] | None = None,
+                      prior_cov: np.ndarray | None = None, camera_height_m: float = 2.0,
+                      aerial_origin_uv: tuple[float, float] | None = None) -> LocalizationResult:
+        """Localize `ground` (H, W, 3) uint8 RGB against one north-up `aerial` image (uint8 RGB,
+        `aerial_mpp` metres per pixel; any size).
+
+        Convention: the pose is base_link (x east, y north, metres; yaw CCW from east) relative to
+        the aerial pixel `aerial_origin_uv` (default: the image centre). `camera`: the ground
+        camera (default: a panorama `camera_height_m` above the ground). `prior`: (x, y, yaw),
+        default the origin with an unknown heading (the yaw search runs); `prior_cov` default:
+        5 m and, without a prior, 180 degrees (1 sigma).
+        """
+        from ..maps.aerial_image import AerialImage
+
+        ground = np.asarray(ground)
+        if ground.ndim != 3 or ground.shape[2] != 3:
+            raise ValueError(f"ground: expected an (H, W, 3) RGB image, got shape {ground.shape}")
+        if camera is None:
+            camera = MountedCamera.panorama(ground.shape[1], ground.shape[0], camera_height_m)
+        heading_known = prior is not None
+        prior = np.zeros(3) if prior is None else np.asarray(prior, dtype=float)
+        if prior_cov is None:
+            yaw_std = math.radians(10.0) if heading_known else math.pi
+            prior_cov = np.diag([25.0, 25.0, yaw_std**2])
+        source = AerialImage(aerial, aerial_mpp, aerial_origin_uv)
+        return self.localize(ground, camera, prior, prior_cov, stamp=0.0, aerial=source)
+
     # ------------------------------------------------------------------ backend per camera
     def _backend_for(self, model_camera: MountedCamera, example: dict[str, np.ndarray]):
         key = _camera_key(model_camera)
@@ -191,7 +240,8 @@ class Localizer:
 
     # ------------------------------------------------------------------ per frame
     def localize(self, image: np.ndarray, camera: MountedCamera, prior: np.ndarray, prior_cov: np.ndarray,
-                 stamp: float) -> LocalizationResult:
+                 stamp: float, aerial=None) -> LocalizationResult:
+        """One frame; `aerial`: a patch source used instead of the tile store (`localize_pair`)."""
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
 
@@ -221,7 +271,7 @@ class Localizer:
         # -- tiles
         t0 = time.perf_counter()
         try:
-            patch = self.tiles.read_patch(prior[:2], self.aerial_size, self.aerial_mpp)
+            patch = (aerial or self.tiles).read_patch(prior[:2], self.aerial_size, self.aerial_mpp)
         except Exception as exc:  # the tile layer reports missing/corrupt coverage by exception
             timings["tiles"] = (time.perf_counter() - t0) * 1e3
             return LocalizationResult(stamp, Status.NO_TILES, f"{type(exc).__name__}: {exc}", timings_ms=timings)
@@ -297,3 +347,11 @@ class Localizer:
         timings["solve"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         return result
+
+
+class _NoTileSource:
+    """The tile source of a single-pair localizer: every frame needs an aerial image passed in."""
+
+    def read_patch(self, *args, **kwargs):
+        raise ValueError("no tile source: pass the aerial image (Localizer.localize_pair) or build the "
+                         "Localizer from a LocalizerConfig with tiles.path")

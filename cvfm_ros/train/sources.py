@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..geometry import SE3, MountedCamera, PanoramaCamera, PinholeCamera
+from ..maps.aerial_image import aerial_crop
 
 CAMERA_PANORAMA, CAMERA_PINHOLE = 0, 1
 
@@ -66,27 +67,6 @@ def resize_camera(mounted: MountedCamera, width: int, height: int) -> MountedCam
     if isinstance(mounted.camera, PinholeCamera) and mounted.camera.is_distorted:
         raise ValueError("ground camera: distorted pinhole images must be undistorted before training")
     return mounted.resized(width, height)
-
-
-def aerial_crop(aerial: np.ndarray, mpp: float, centre_px: tuple[float, float], coverage_m: float,
-                out_px: int, border: int = cv2.BORDER_REFLECT) -> tuple[np.ndarray, np.ndarray]:
-    """Re-sample a north-up `aerial` (H, W, 3) at `mpp` to an `out_px` square covering `coverage_m`
-    centred on source pixel `centre_px`. Returns the image and the 2x3 affine source px -> output px.
-
-    Convention: OpenCV pixel centres in both images; outside the source is reflected (training
-    crops) or, with `border=cv2.BORDER_CONSTANT`, black (evaluation: nothing invented).
-    """
-    k = coverage_m / out_px / mpp  # source pixels per output pixel
-    half = (out_px - 1) / 2
-    dst_to_src = np.array([[k, 0, centre_px[0] - k * half], [0, k, centre_px[1] - k * half]], np.float64)
-    src = aerial
-    if k > 1.2:  # anti-alias before decimating
-        sigma = 0.5 * math.sqrt(k * k - 1)
-        src = cv2.GaussianBlur(aerial, (0, 0), sigma)
-    out = cv2.warpAffine(src, dst_to_src, (out_px, out_px), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                         borderMode=border, borderValue=0)
-    src_to_dst = np.array([[1 / k, 0, half - centre_px[0] / k], [0, 1 / k, half - centre_px[1] / k]], np.float64)
-    return out, src_to_dst
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
