@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from cvfm_ros.runtime.backends import OnnxRuntimeBackend, TorchBackend, export_onnx, select_backend
+from cvfm_ros.model.export import export_module_onnx
+from cvfm_ros.runtime.backends import OnnxRuntimeBackend, TorchBackend, select_backend
 
 
 class Tiny(torch.nn.Module):
@@ -23,7 +24,8 @@ def _example():
 def test_onnxruntime_agrees_with_torch(tmp_path):
     module = Tiny().eval()
     example = _example()
-    path = export_onnx(module, example, ["image", "yaw"], ["feat", "score"], tmp_path / "m.onnx")
+    args = tuple(torch.as_tensor(example[n]) for n in ("image", "yaw"))
+    path = export_module_onnx(module, args, ["image", "yaw"], ["feat", "score"], tmp_path / "m.onnx")
     assert path.is_file() and not list(tmp_path.glob("*.tmp"))
     ref = TorchBackend(module, ["image", "yaw"], ["feat", "score"])(example)
     out = OnnxRuntimeBackend(path, ["CPUExecutionProvider"])(example)

@@ -98,8 +98,8 @@ def test_onnx_export_agrees_with_torch(tmp_path, camera, mutual):
             p.add_(0.1 * torch.randn_like(p))
     batch, _ = flat_world_batch(2, (32, 32), 0.5, camera, 3.0, 8, seed=5)
     path = tmp_path / "matcher.onnx"
-    export_onnx(model, path, batch_size=2)
-    ort_out = OnnxMatcher(path)({**batch, "aerial_mpp": torch.full((2,), 0.5)})
+    export_onnx(model, path, aerial_mpp=0.5, batch_size=2)
+    ort_out = OnnxMatcher(path)(batch)
     with torch.no_grad():
         ref = model(batch)
     if not mutual:
@@ -107,7 +107,7 @@ def test_onnx_export_agrees_with_torch(tmp_path, camera, mutual):
     np.testing.assert_array_equal(ort_out["valid"], ref["valid"].numpy())
     np.testing.assert_allclose(ort_out["pose"], ref["pose"].numpy(), atol=1e-3, rtol=1e-4)
     np.testing.assert_allclose(ort_out["covariance"], ref["covariance"].numpy(), atol=1e-4, rtol=1e-3)
-    for key in ("matches_bev_xy", "matches_aerial_uv", "matches_ground_uv", "match_weights", "surface_height"):
+    for key in ("matches_bev_xy", "matches_aerial_uv", "matches_ground_uv", "match_weights", "effective_inliers"):
         np.testing.assert_allclose(ort_out[key], ref[key].numpy(), atol=1e-3, rtol=1e-4, err_msg=key)
     with pytest.raises(ValueError, match="ground: expected shape"):
         OnnxMatcher(path)({**batch, "ground": batch["ground"][:1]})
@@ -115,7 +115,7 @@ def test_onnx_export_agrees_with_torch(tmp_path, camera, mutual):
 
 def test_onnx_export_needs_a_camera(tmp_path):
     with pytest.raises(ValueError, match="camera"):
-        export_onnx(ViewBridgeMatcher(tiny_matcher_config()), tmp_path / "m.onnx")
+        export_onnx(ViewBridgeMatcher(tiny_matcher_config()), tmp_path / "m.onnx", aerial_mpp=0.5)
 
 
 def test_extractor_registry_and_local_weights(tmp_path):

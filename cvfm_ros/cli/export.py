@@ -20,8 +20,9 @@ def run(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
     from ..geometry import MountedCamera
-    from ..runtime.backends import OnnxRuntimeBackend, TorchBackend, export_onnx
-    from ..runtime.localizer import INPUTS, OUTPUTS, ExportableMatcher, build_matcher
+    from ..model.export import EXPORT_INPUTS, EXPORT_OUTPUTS, ExportableMatcher, export_onnx
+    from ..runtime.backends import OnnxRuntimeBackend, TorchBackend
+    from ..runtime.localizer import build_matcher
     from ..runtime.settings import MatcherSettings
 
     matcher = build_matcher(MatcherSettings(kind="model", weights=args.weights))
@@ -29,12 +30,11 @@ def run(args: argparse.Namespace) -> int:
     ha, wa = matcher.config.aerial_hw
     matcher.set_camera(MountedCamera.panorama(wg, hg, args.camera_height))
     mpp = float(matcher.runtime_metadata.get("aerial_mpp", 0.4))
-    wrapper = ExportableMatcher(matcher, mpp).eval()
     rng = np.random.default_rng(0)
     example = {"ground": rng.random((1, 3, hg, wg), dtype=np.float32), "aerial": rng.random((1, 3, ha, wa), dtype=np.float32),
                "prior_yaw": np.zeros(1, np.float32)}
-    out = export_onnx(wrapper, example, INPUTS, OUTPUTS, Path(args.out))
-    ref = TorchBackend(wrapper, INPUTS, OUTPUTS)(example)
+    out = export_onnx(matcher, Path(args.out), mpp)
+    ref = TorchBackend(ExportableMatcher(matcher, mpp).eval(), list(EXPORT_INPUTS), list(EXPORT_OUTPUTS))(example)
     got = OnnxRuntimeBackend(out, ["CPUExecutionProvider"])(example)
     diff = float(np.abs(ref["pose"] - got["pose"]).max())
     print(f"wrote {out} (inputs ground 1x3x{hg}x{wg}, aerial 1x3x{ha}x{wa}, prior_yaw 1; aerial {mpp} m/px); "

@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"torch forward per pair: {results['torch_forward_ms']:.1f} ms (median of {args.repeat}, "
           f"{args.threads} threads)")
     if args.onnx:
-        export_onnx(model, args.onnx)
+        export_onnx(model, args.onnx, args.mpp)
         session = OnnxMatcher(args.onnx, threads=args.threads)
-        feeds = dict(batch1, aerial_mpp=torch.full((1,), args.mpp))
+        feeds = dict(batch1)
         session(feeds)
         times = []
         for _ in range(args.repeat):

@@ -8,7 +8,7 @@ toy (flat textured worlds for tests).
 """
 from .baseline import BaselineConfig, ClassicalBaseline
 from .checkpoint import load_matcher, read_checkpoint, save_checkpoint
-from .export import ONNX_OUTPUTS, OnnxMatcher, export_onnx
+from .export import EXPORT_INPUTS, EXPORT_OUTPUTS, ExportableMatcher, OnnxMatcher, export_onnx
 from .extractor import EXTRACTORS, CompactCNN, ExtractorConfig, build_extractor, register_extractor
 from .pretrained import PretrainedExtractor, packaged_state_keys
 from .lifting import BEVLifter, LiftingConfig
@@ -21,7 +21,7 @@ from .surface import SurfaceModel, SurfaceModelConfig
 
 __all__ = [
     "BEVLifter", "BaselineConfig", "ClassicalBaseline", "CompactCNN", "EXTRACTORS", "ExtractorConfig",
-    "LiftingConfig", "LossConfig", "MatcherConfig", "MatchingConfig", "ONNX_OUTPUTS", "OnnxMatcher",
+    "LiftingConfig", "LossConfig", "MatcherConfig", "MatchingConfig", "EXPORT_INPUTS", "EXPORT_OUTPUTS", "ExportableMatcher", "OnnxMatcher",
     "PoseSolverConfig", "PretrainedExtractor", "SimRefiner", "SimRefinerConfig", "SurfaceModel", "SurfaceModelConfig",
     "ViewBridgeLoss", "ViewBridgeMatcher", "build_extractor", "count_parameters", "export_onnx",
     "ground_truth_assignment", "load_matcher", "packaged_state_keys", "read_checkpoint", "register_extractor", "save_checkpoint",

@@ -1,8 +1,11 @@
-"""ONNX export of the matcher at fixed input shapes, and running the exported file with ONNX Runtime.
+"""The one export contract of the matcher (ONNX at fixed input shapes), and running the exported
+file with ONNX Runtime. `cvfm-ros export` writes it, the runtime's ONNX Runtime and TensorRT
+backends run it, docs/MODEL.md documents it.
 
-The exported graph takes `ground` (B, 3, Hg, Wg), `aerial` (B, 3, Ha, Wa), `aerial_mpp` (B,) and
-`prior_yaw` (B,) (float32) and returns ONNX_OUTPUTS in that order; the camera is baked in as
-constants (export once per robot camera). Uses the TorchScript-based exporter (opset 17), which
+The exported graph takes EXPORT_INPUTS: `ground` (B, 3, Hg, Wg), `aerial` (B, 3, Ha, Wa) and
+`prior_yaw` (B,) (float32), and returns EXPORT_OUTPUTS in that order (float32). The camera and
+the aerial resolution (`aerial_mpp`, from the released weights) are baked in as constants
+(export once per robot camera). Uses the TorchScript-based exporter (opset 17), which
 needs no extra package. The graph holds standard ONNX operators only (the Procrustes inverts its
 3x3 information matrix in closed form), so it also runs under TensorRT.
 """
@@ -20,21 +23,24 @@ from torch import nn
 from cvfm_ros.config import temporary_sibling
 from .matcher import ViewBridgeMatcher
 
-ONNX_INPUTS = ("ground", "aerial", "aerial_mpp", "prior_yaw")
-ONNX_OUTPUTS = ("pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv",
-                "match_weights", "surface_height", "effective_inliers")
+EXPORT_INPUTS = ("ground", "aerial", "prior_yaw")
+EXPORT_OUTPUTS = ("pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv",
+                  "match_weights", "effective_inliers")
 OPSET = 17
 
 
-class _ExportWrapper(nn.Module):
-    def __init__(self, matcher: ViewBridgeMatcher) -> None:
+class ExportableMatcher(nn.Module):
+    """The contract as a module: positional EXPORT_INPUTS in, EXPORT_OUTPUTS out, `aerial_mpp`
+    fixed. What is traced to ONNX and what the torch backend runs, so all backends agree."""
+
+    def __init__(self, matcher: nn.Module, aerial_mpp: float) -> None:
         super().__init__()
         self.matcher = matcher
+        self.aerial_mpp = float(aerial_mpp)
 
-    def forward(self, ground: torch.Tensor, aerial: torch.Tensor, aerial_mpp: torch.Tensor,
-                prior_yaw: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.matcher({"ground": ground, "aerial": aerial, "aerial_mpp": aerial_mpp, "prior_yaw": prior_yaw})
-        return tuple(out[k] for k in ONNX_OUTPUTS)
+    def forward(self, ground: torch.Tensor, aerial: torch.Tensor, prior_yaw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.matcher({"ground": ground, "aerial": aerial, "aerial_mpp": self.aerial_mpp, "prior_yaw": prior_yaw})
+        return tuple(out[k].to(torch.float32) for k in EXPORT_OUTPUTS)
 
 
 def export_module_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str],
@@ -61,10 +67,11 @@ def export_module_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], input_
     return path
 
 
-def export_onnx(matcher: ViewBridgeMatcher, path: str | os.PathLike, batch_size: int = 1) -> None:
-    """Export `matcher` (with its camera set) to an ONNX file at `path`, atomically.
-
-    Input shapes are fixed: batch `batch_size`, images of the matcher config's sizes.
+def export_onnx(matcher: ViewBridgeMatcher, path: str | os.PathLike, aerial_mpp: float,
+                batch_size: int = 1) -> Path:
+    """Export `matcher` (with its camera set) to an ONNX file at `path` under the contract,
+    atomically; returns the path. Input shapes are fixed: batch `batch_size`, images of the
+    matcher config's sizes; `aerial_mpp` is baked in.
     """
     if matcher.camera is None:
         raise ValueError("matcher: set the camera before exporting (it is baked into the graph)")
@@ -72,14 +79,14 @@ def export_onnx(matcher: ViewBridgeMatcher, path: str | os.PathLike, batch_size:
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
     hg, wg = matcher.config.ground_hw
     ha, wa = matcher.config.aerial_hw
-    args = (torch.rand(batch_size, 3, hg, wg), torch.rand(batch_size, 3, ha, wa),
-            torch.full((batch_size,), 0.5), torch.zeros(batch_size))
-    export_module_onnx(_ExportWrapper(matcher), args, list(ONNX_INPUTS), list(ONNX_OUTPUTS), path)
+    args = (torch.rand(batch_size, 3, hg, wg), torch.rand(batch_size, 3, ha, wa), torch.zeros(batch_size))
+    return export_module_onnx(ExportableMatcher(matcher, aerial_mpp), args, list(EXPORT_INPUTS),
+                              list(EXPORT_OUTPUTS), path)
 
 
 class OnnxMatcher:
     """Runs an exported matcher with ONNX Runtime; `__call__(batch)` mirrors the torch forward for
-    ONNX_OUTPUTS (numpy in, numpy out)."""
+    EXPORT_OUTPUTS (numpy in, numpy out; keys of `batch` beyond EXPORT_INPUTS are ignored)."""
 
     def __init__(self, path: str | os.PathLike, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -104,4 +111,4 @@ class OnnxMatcher:
             if tuple(value.shape) != shape:
                 raise ValueError(f"{name}: expected shape {shape} (fixed at export), got {tuple(value.shape)}")
             feeds[name] = np.ascontiguousarray(value)
-        return dict(zip(ONNX_OUTPUTS, self.session.run(list(ONNX_OUTPUTS), feeds)))
+        return dict(zip(EXPORT_OUTPUTS, self.session.run(list(EXPORT_OUTPUTS), feeds)))

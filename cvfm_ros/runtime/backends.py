@@ -18,6 +18,8 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from ..model.export import export_module_onnx
+
 log = logging.getLogger(__name__)
 
 
@@ -65,15 +67,6 @@ class OnnxRuntimeBackend:
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {i.name: np.ascontiguousarray(inputs[i.name], dtype=np.float32) for i in self.session.get_inputs()}
         return dict(zip(self.output_names, self.session.run(None, feed)))
-
-
-def export_onnx(module: torch.nn.Module, example: dict[str, np.ndarray], input_names: list[str],
-                output_names: list[str], path: Path, opset: int = 17) -> Path:
-    """Export at the example's fixed shapes, atomically (see `cvfm_ros.model.export`)."""
-    from ..model.export import export_module_onnx
-
-    args = tuple(torch.as_tensor(example[n]) for n in input_names)
-    return export_module_onnx(module.cpu(), args, input_names, output_names, path, opset)
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,7 +124,8 @@ def select_backend(kind: str, device: str, module: torch.nn.Module, example: dic
 
     def onnx_file() -> Path:
         if not onnx_path.is_file():
-            export_onnx(module, example, input_names, output_names, onnx_path)
+            args = tuple(torch.as_tensor(example[n]) for n in input_names)
+            export_module_onnx(module.cpu(), args, input_names, output_names, onnx_path)
         return onnx_path
 
     candidates: list[tuple[str, Callable[[], Backend]]] = []

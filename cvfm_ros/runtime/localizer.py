@@ -28,15 +28,14 @@ import torch
 
 from ..geometry import MetricGrid, MountedCamera, PinholeCamera
 from ..geometry.planar import wrap
+from ..model.export import EXPORT_INPUTS, EXPORT_OUTPUTS, ExportableMatcher
 from ..model.yaw_search import best_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
 from .result import LocalizationResult, Matches, Status
 from .settings import LocalizerConfig
 
-# Names of the exported matcher's inputs and outputs (ONNX graph and torch wrapper alike).
-INPUTS = ["ground", "aerial", "prior_yaw"]
-OUTPUTS = ["pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv", "match_weights",
-           "effective_inliers"]
+# The export contract (model/export.py): what every backend runs.
+INPUTS, OUTPUTS = list(EXPORT_INPUTS), list(EXPORT_OUTPUTS)
 
 
 DEFAULT_AERIAL_MPP = 0.4  # the matchers' aerial patches: 128 px at 0.4 m = 51.2 m around the prior
@@ -91,19 +90,6 @@ def check_runtime_metadata(meta: dict, where: str) -> dict:
         if key in meta and not ok(meta[key]):
             raise ValueError(f"{where}: runtime metadata {key} = {meta[key]!r}, expected {expected}")
     return meta
-
-
-class ExportableMatcher(torch.nn.Module):
-    """Positional-tensor wrapper around a matcher's dict interface (what ONNX and backends see)."""
-
-    def __init__(self, matcher: torch.nn.Module, aerial_mpp: float) -> None:
-        super().__init__()
-        self.matcher = matcher
-        self.aerial_mpp = float(aerial_mpp)
-
-    def forward(self, ground: torch.Tensor, aerial: torch.Tensor, prior_yaw: torch.Tensor):
-        out = self.matcher({"ground": ground, "aerial": aerial, "aerial_mpp": self.aerial_mpp, "prior_yaw": prior_yaw})
-        return tuple(out[k].to(torch.float32) for k in OUTPUTS)
 
 
 def _model_camera(camera: MountedCamera, size: tuple[int, int]) -> tuple[MountedCamera, float, float]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import setting
-from ..geometry.planar import compose, interpolate_pose, relative, wrap  # noqa: F401 (interpolate_pose: for callers)
+from ..geometry.planar import compose, interpolate_pose, relative
 
 
 @dataclass
@@ -40,13 +40,6 @@ class PriorConfig:
         for name in ("buffer_s", "max_extrapolation_s", "time_jump_s", "initial_std_xy_m", "initial_std_yaw_deg"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"prior.{name}: expected a positive number, got {getattr(self, name)}")
-
-
-def interpolate_pose(t0: float, p0: np.ndarray, t1: float, p1: np.ndarray, t: float) -> np.ndarray:
-    """Linear in position, shortest-arc in yaw; t may extrapolate slightly beyond [t0, t1]."""
-    a = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
-    xy = p0[:2] + a * (p1[:2] - p0[:2])
-    return np.array([xy[0], xy[1], wrap(p0[2] + a * wrap(p1[2] - p0[2]))])
 
 
 def propagate_covariance(fix_pose: np.ndarray, fix_cov: np.ndarray, delta: np.ndarray, distance_m: float,
