@@ -90,3 +90,16 @@ def test_search_keeps_the_hypothesis_with_most_effective_inliers():
         search_yaw(_PeakedAtYaw(0.0), {**batch, "ground": torch.zeros(2, 3, 4, 8)}, yaws)
     with pytest.raises(ValueError, match="yaws"):
         search_yaw(_PeakedAtYaw(0.0), batch, np.zeros(0))
+
+
+def test_pick_hypothesis_takes_the_most_effective_inliers():
+    """The localizer's one-hypothesis-at-a-time search uses the same rule as search_yaw."""
+    import numpy as np
+    import torch
+
+    from cvfm_ros.model.yaw_search import pick_hypothesis
+
+    outputs = [{"effective_inliers": np.array([3.0]), "id": 0}, {"effective_inliers": torch.tensor([7.0]), "id": 1},
+               {"effective_inliers": np.array([5.0]), "id": 2}]
+    best, index = pick_hypothesis(outputs)
+    assert index == 1 and best["id"] == 1

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..geometry import wrap_angle
+
 DEFAULT_STEP_DEG = 20.0  # twice the ±10° prior-yaw range the shipped matcher is trained for
 
 
@@ -41,14 +43,25 @@ def yaw_hypotheses(prior_yaw: float, yaw_std_rad: float, step_rad: float, sigmas
         per_side = math.ceil((half - step_rad / 2) / step_rad)  # each hypothesis covers ±step/2
         side = np.arange(1, per_side + 1) * step_rad
         offsets = np.concatenate([[0.0], np.stack([-side, side], 1).reshape(-1)])
-    yaws = prior_yaw + offsets
-    return np.arctan2(np.sin(yaws), np.cos(yaws))
+    return wrap_angle(prior_yaw + offsets)
 
 
 def best_hypothesis(scores: np.ndarray | torch.Tensor) -> int:
     """Index of the hypothesis with the highest score (H,): the matcher's `effective_inliers`."""
     scores = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=np.float64)
     return int(np.argmax(scores.reshape(-1)))
+
+
+def pick_hypothesis(outputs: list[dict[str, Any]]) -> tuple[dict[str, Any], int]:
+    """The output (batch dimension 1) with the most `effective_inliers` among one output per
+    hypothesis, and its index: how a backend that runs one hypothesis at a time searches (the
+    localizer); `search_yaw` batches hypotheses through a torch matcher with the same rule."""
+    if not outputs:
+        raise ValueError("pick_hypothesis: no outputs")
+    scores = [np.asarray(o["effective_inliers"].detach().cpu() if isinstance(o["effective_inliers"], torch.Tensor)
+                         else o["effective_inliers"], dtype=np.float64).reshape(-1)[0] for o in outputs]
+    i = best_hypothesis(np.array(scores))
+    return outputs[i], i
 
 
 def search_yaw(matcher: torch.nn.Module, batch: dict[str, Any], yaws: np.ndarray | torch.Tensor,

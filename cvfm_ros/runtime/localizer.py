@@ -29,7 +29,7 @@ import torch
 from ..geometry import MetricGrid, MountedCamera, PinholeCamera
 from ..geometry.planar import wrap
 from ..model.export import EXPORT_INPUTS, EXPORT_OUTPUTS, ExportableMatcher
-from ..model.yaw_search import best_hypothesis, yaw_hypotheses
+from ..model.yaw_search import pick_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
 from .result import LocalizationResult, Matches, Status
 from .settings import LocalizerConfig
@@ -293,7 +293,7 @@ class Localizer:
         except ValueError as exc:
             timings["model"] = (time.perf_counter() - t0) * 1e3
             return bad(str(exc))
-        out = outs[best_hypothesis(np.concatenate([o["effective_inliers"] for o in outs]))]
+        out, _ = pick_hypothesis(outs)
         timings["model"] = (time.perf_counter() - t0) * 1e3
 
         # -- solve: patch frame -> map, covariance calibration, confidence and gating
