@@ -365,7 +365,24 @@ def test_bad_input_raises_value_error_naming_the_argument():
     high = MountedCamera.forward_pinhole(PinholeCamera(30.0, 30.0, 31.5, 15.5, 64, 32), 1000.0)
     with pytest.raises(ValueError, match="camera: sees no BEV cell"):
         model.set_camera(high)
-    with pytest.raises(ValueError, match="camera: not set"):
+    with pytest.raises(ValueError, match="camera: none in the batch and none set"):
         ViewBridgeMatcher(tiny_matcher_config())(batch)
     with pytest.raises(ValueError, match="num_matches"):
         tiny_matcher_config(pose=replace(tiny_matcher_config().pose, num_matches=65))
+
+
+def test_camera_passed_per_call_overrides_the_default_without_changing_it():
+    """Callers set `matcher.camera` from outside, and backends for several cameras shared one
+    module (issue 13): a per-call camera gives what a matcher built for it gives."""
+    torch.manual_seed(0)
+    pinhole = MountedCamera.forward_pinhole(PinholeCamera(32.0, 32.0, 31.5, 15.5, 64, 32), 1.6)
+    batch, _ = flat_world_batch(1, (32, 32), 0.5, pinhole, max_offset_m=3.0, bev_cells=8, seed=4)
+    model = _tiny().eval()
+    reference = ViewBridgeMatcher(model.config, pinhole).eval()
+    reference.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        per_call = model({**batch, "camera": pinhole})
+        expected = reference(batch)
+    assert model.camera is PANO
+    torch.testing.assert_close(per_call["pose"], expected["pose"])
+    torch.testing.assert_close(per_call["matches_ground_uv"], expected["matches_ground_uv"])

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..eval.benchmark import PRIOR_XY_M, benchmark_pairs, evaluate, write_json
+    from ..model.matcher import DEFAULT_AERIAL_MPP
     from ..model.yaw_search import DEFAULT_STEP_DEG
     from ..runtime.localizer import build_matcher
     from ..runtime.settings import MatcherSettings
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--yaw-step: expected degrees in [0, 180], got {args.yaw_step}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     matcher = build_matcher(MatcherSettings(kind=args.matcher, weights=args.weights)).eval()
-    mpp = float(matcher.runtime_metadata.get("aerial_mpp", 0.4))
+    mpp = float(matcher.runtime_metadata.get("aerial_mpp", DEFAULT_AERIAL_MPP))
     if args.real:
         return _run_real(args, matcher, mpp)
     if args.orientation == "unknown" and args.matcher == "baseline":

@@ -28,13 +28,13 @@ def run(args: argparse.Namespace) -> int:
     matcher = build_matcher(MatcherSettings(kind="model", weights=args.weights))
     hg, wg = matcher.config.ground_hw
     ha, wa = matcher.config.aerial_hw
-    matcher.set_camera(MountedCamera.panorama(wg, hg, args.camera_height))
-    mpp = float(matcher.runtime_metadata.get("aerial_mpp", 0.4))
+    camera = MountedCamera.panorama(wg, hg, args.camera_height)
+    mpp = float(matcher.runtime_metadata.get("aerial_mpp", matcher.config.aerial_mpp))
     rng = np.random.default_rng(0)
     example = {"ground": rng.random((1, 3, hg, wg), dtype=np.float32), "aerial": rng.random((1, 3, ha, wa), dtype=np.float32),
                "prior_yaw": np.zeros(1, np.float32)}
-    out = export_onnx(matcher, Path(args.out), mpp)
-    ref = TorchBackend(ExportableMatcher(matcher, mpp).eval(), list(EXPORT_INPUTS), list(EXPORT_OUTPUTS))(example)
+    out = export_onnx(matcher, Path(args.out), mpp, camera=camera)
+    ref = TorchBackend(ExportableMatcher(matcher, mpp, camera).eval(), list(EXPORT_INPUTS), list(EXPORT_OUTPUTS))(example)
     got = OnnxRuntimeBackend(out, ["CPUExecutionProvider"])(example)
     diff = float(np.abs(ref["pose"] - got["pose"]).max())
     print(f"wrote {out} (inputs ground 1x3x{hg}x{wg}, aerial 1x3x{ha}x{wa}, prior_yaw 1; aerial {mpp} m/px); "

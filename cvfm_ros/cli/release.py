@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..model import read_checkpoint
+    from ..model.matcher import DEFAULT_AERIAL_MPP
     from ..train.release import release_checkpoint
     from .train import calibrate
 
@@ -30,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--calibrate: expected at least 20 validation pairs, got {args.calibrate}")
     extra = read_checkpoint(args.weights)["extra"]
     old_runtime = dict(extra.get("runtime", {}))
-    mpp = float(old_runtime.get("aerial_mpp", extra.get("train_config", {}).get("data", {}).get("aerial_mpp", 0.4)))
+    mpp = float(old_runtime.get("aerial_mpp", extra.get("train_config", {}).get("data", {}).get("aerial_mpp",
+                                                                                              DEFAULT_AERIAL_MPP)))
     if args.calibrate_drives < 0:
         raise ValueError(f"--calibrate-drives: expected >= 0, got {args.calibrate_drives}")
     runtime, pose = calibrate(args.weights, args.calibrate, mpp, gate=not args.no_gate)

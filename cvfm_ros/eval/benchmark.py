@@ -78,17 +78,17 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
 
 
 def load_pair(path: Path, matcher: torch.nn.Module, mpp: float) -> tuple[dict, np.ndarray, dict]:
-    """A benchmark pair ready for `matcher` (its camera set): the batch, the true pose (3,) of
-    base_link in the patch frame, and the stored arrays."""
+    """A benchmark pair ready for `matcher` (the ground camera in the batch): the batch, the true
+    pose (3,) of base_link in the patch frame, and the stored arrays."""
     d = np.load(path)
     hg, wg = matcher.config.ground_hw
     if "intrinsics" in d and float(d["intrinsics"][0]) > 0:  # a pinhole benchmark pair
         fx, fy, cx, cy = (float(v) for v in d["intrinsics"])
         m = torch.from_numpy(d["base_from_camera"]).double()
-        matcher.set_camera(MountedCamera(PinholeCamera(fx, fy, cx, cy, wg, hg), SE3(m[:3, :3], m[:3, 3])))
+        camera = MountedCamera(PinholeCamera(fx, fy, cx, cy, wg, hg), SE3(m[:3, :3], m[:3, 3]))
     else:
-        matcher.set_camera(MountedCamera.panorama(wg, hg, float(d["camera_height"])))
-    batch = {"ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
+        camera = MountedCamera.panorama(wg, hg, float(d["camera_height"]))
+    batch = {"camera": camera,"ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
              "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
              "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
     truth = np.array([d["pose"][0] - d["center"][0], d["pose"][1] - d["center"][1], d["pose"][2]])

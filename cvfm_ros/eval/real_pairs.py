@@ -189,9 +189,9 @@ def evaluate_real(matcher: torch.nn.Module, pairs: list[RealPair], mpp: float, p
     for index, pair in enumerate(tqdm(pairs, disable=not progress, desc="real pairs", unit="pair")):
         ground, camera = ground_input(pair, _read_rgb(pair.ground, f"{pair.name}.ground"), ground_hw)
         aerial = _read_rgb(pair.aerial, f"{pair.name}.aerial")
-        matcher.set_camera(camera)
         for draw, offset in enumerate(prior_draws(index, pair.max_prior_offset_m, priors, seed)):
             batch, truth = draw_inputs(pair, ground, aerial, aerial_px, mpp, offset)
+            batch["camera"] = camera
             yaws = (yaw_hypotheses(float(batch["prior_yaw"][0]), math.radians(PRIOR_YAW_DEG) / 3,
                                    math.radians(yaw_step_deg)) if search else batch["prior_yaw"].numpy())
             started = time.perf_counter()

@@ -97,6 +97,10 @@ class ClassicalBaseline(nn.Module):
             self.set_camera(camera)
 
     def set_camera(self, camera: MountedCamera) -> None:
+        """Set the default ground camera (a batch's "camera" entry overrides it per call)."""
+        self.camera = self.check_camera(camera)
+
+    def check_camera(self, camera: MountedCamera) -> MountedCamera:
         if not isinstance(camera, MountedCamera):
             raise ValueError(f"camera: expected a MountedCamera, got {type(camera).__name__}")
         if (camera.camera.height, camera.camera.width) != tuple(self.config.ground_hw):
@@ -104,17 +108,17 @@ class ClassicalBaseline(nn.Module):
                              f"ground_hw {self.config.ground_hw}")
         if camera.height_m <= 0:
             raise ValueError(f"camera: must be above the ground plane (height {camera.height_m} m)")
-        self.camera = camera
+        return camera
 
-    def _templates(self, gray: torch.Tensor, yaws: torch.Tensor, mpp: float) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    def _templates(self, gray: torch.Tensor, yaws: torch.Tensor, mpp: float,
+                   camera: MountedCamera) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         """Ground gray image (1, 1, Hg, Wg), yaws (J,) -> templates, masks (J, T, T) float32 and the
         template cell centres (T*T, 2) in the BEV frame."""
-        assert self.camera is not None
         t = self.config.template_px
         cells = MetricGrid(t, t, mpp).cell_centres(torch.float64).reshape(-1, 2)
         base = bev_points_in_base(cells, yaws.double())  # (J, T*T, 2)
         pts = torch.cat([base, torch.zeros_like(base[..., :1])], -1)
-        pixels, seen = self.camera.project_base_points(pts)
+        pixels, seen = camera.project_base_points(pts)
         vals = sample_image(gray.double().expand(len(yaws), -1, -1, -1), pixels)[:, 0]
         templates = vals.reshape(-1, t, t).float().numpy()
         masks = seen.reshape(-1, t, t).float().numpy()
@@ -126,8 +130,10 @@ class ClassicalBaseline(nn.Module):
 
     def check_batch(self, batch: dict[str, Any]) -> None:
         """Raise ValueError naming the first bad entry of `batch`."""
-        if self.camera is None:
-            raise ValueError("camera: not set (pass it to the constructor or call set_camera)")
+        if batch.get("camera") is not None:
+            self.check_camera(batch["camera"])
+        elif self.camera is None:
+            raise ValueError("camera: none in the batch and none set (pass it to the constructor or call set_camera)")
         for key in ("ground", "aerial", "aerial_mpp", "prior_yaw"):
             if key not in batch:
                 raise ValueError(f"batch: missing key {key!r}")
@@ -148,7 +154,7 @@ class ClassicalBaseline(nn.Module):
     @torch.no_grad()
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         self.check_batch(batch)
-        assert self.camera is not None
+        camera = batch.get("camera") or self.camera
         cfg = self.config
         ground, aerial = batch["ground"].detach().cpu(), batch["aerial"].detach().cpu()
         b = ground.shape[0]
@@ -165,7 +171,7 @@ class ClassicalBaseline(nn.Module):
             yaws = torch.tensor(prior + offsets, dtype=torch.float64)
             g = (ground[i:i + 1] * gray_w).sum(1, keepdim=True)
             a = self._smooth((aerial[i] * gray_w[0]).sum(0).numpy().astype(np.float32))
-            templates, masks, cells = self._templates(g, yaws, mpp)
+            templates, masks, cells = self._templates(g, yaws, mpp, camera)
             ncc = np.full((len(offsets), cfg.aerial_hw[0] - t + 1, cfg.aerial_hw[1] - t + 1), -1.0, np.float32)
             for j in range(len(offsets)):
                 if masks[j].mean() < cfg.min_seen_fraction:
@@ -206,7 +212,7 @@ class ClassicalBaseline(nn.Module):
             pose = torch.tensor([float(xy[0]), float(xy[1]), yaw], dtype=torch.float64)
             world = bev @ rotation_2d(pose[2]).T + pose[:2]
             aer_uv = aerial_metric_to_pixels(world.unsqueeze(0), cfg.aerial_hw, torch.tensor([mpp], dtype=torch.float64))[0]
-            gnd_uv, ok = self.camera.project_base_points(torch.cat([bev, torch.zeros_like(bev[:, :1])], -1))
+            gnd_uv, ok = camera.project_base_points(torch.cat([bev, torch.zeros_like(bev[:, :1])], -1))
             n = len(pick)
             weights = torch.cat([ok.double() / max(n, 1), torch.zeros(k - n, dtype=torch.float64)])
             valid = best >= cfg.min_ncc and n >= 3

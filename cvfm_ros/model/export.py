@@ -33,13 +33,19 @@ class ExportableMatcher(nn.Module):
     """The contract as a module: positional EXPORT_INPUTS in, EXPORT_OUTPUTS out, `aerial_mpp`
     fixed. What is traced to ONNX and what the torch backend runs, so all backends agree."""
 
-    def __init__(self, matcher: nn.Module, aerial_mpp: float) -> None:
+    def __init__(self, matcher: nn.Module, aerial_mpp: float, camera=None) -> None:
         super().__init__()
         self.matcher = matcher
         self.aerial_mpp = float(aerial_mpp)
+        # This wrapper's own ground camera (an immutable MountedCamera), passed with every call:
+        # wrappers for several cameras share one matcher without setting its camera in turn.
+        self.camera = camera if camera is not None else matcher.camera
+        if self.camera is None:
+            raise ValueError("camera: the matcher has none set and none was given (it is baked into the graph)")
 
     def forward(self, ground: torch.Tensor, aerial: torch.Tensor, prior_yaw: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.matcher({"ground": ground, "aerial": aerial, "aerial_mpp": self.aerial_mpp, "prior_yaw": prior_yaw})
+        out = self.matcher({"ground": ground, "aerial": aerial, "aerial_mpp": self.aerial_mpp, "prior_yaw": prior_yaw,
+                            "camera": self.camera})
         return tuple(out[k].to(torch.float32) for k in EXPORT_OUTPUTS)
 
 
@@ -68,19 +74,19 @@ def export_module_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], input_
 
 
 def export_onnx(matcher: ViewBridgeMatcher, path: str | os.PathLike, aerial_mpp: float,
-                batch_size: int = 1) -> Path:
-    """Export `matcher` (with its camera set) to an ONNX file at `path` under the contract,
-    atomically; returns the path. Input shapes are fixed: batch `batch_size`, images of the
-    matcher config's sizes; `aerial_mpp` is baked in.
+                batch_size: int = 1, camera=None) -> Path:
+    """Export `matcher` to an ONNX file at `path` under the contract, atomically; returns the
+    path. Input shapes are fixed: batch `batch_size`, images of the matcher config's sizes;
+    `aerial_mpp` and the ground `camera` (default: the matcher's) are baked in.
     """
-    if matcher.camera is None:
-        raise ValueError("matcher: set the camera before exporting (it is baked into the graph)")
+    if camera is None and matcher.camera is None:
+        raise ValueError("camera: give one or set the matcher's (it is baked into the graph)")
     if batch_size < 1:
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
     hg, wg = matcher.config.ground_hw
     ha, wa = matcher.config.aerial_hw
     args = (torch.rand(batch_size, 3, hg, wg), torch.rand(batch_size, 3, ha, wa), torch.zeros(batch_size))
-    return export_module_onnx(ExportableMatcher(matcher, aerial_mpp), args, list(EXPORT_INPUTS),
+    return export_module_onnx(ExportableMatcher(matcher, aerial_mpp, camera), args, list(EXPORT_INPUTS),
                               list(EXPORT_OUTPUTS), path)
 
 

@@ -7,8 +7,9 @@ dual-softmax with dustbin -> top-k mutual matches with sub-cell refinement -> we
 
 Batch (dict): `ground` (B, 3, Hg, Wg) float in [0, 1]; `aerial` (B, 3, Ha, Wa) float in [0, 1],
 north-up; `aerial_mpp` float or (B,) metres per aerial pixel; `prior_yaw` (B,) radians, the yaw of
-`base_link` in `map` under the prior. The camera is given at construction or by `set_camera`
-(one per batch).
+`base_link` in `map` under the prior; optional `camera`, the MountedCamera of the ground images
+(one per batch; immutable): passed per call, else the default given at construction or by
+`set_camera`. Backends and evaluation pass it per call, so one matcher serves several cameras.
 
 Output (dict of tensors): `pose` (B, 3) (x, y, yaw) of `base_link` in the aerial patch frame
 (origin at the patch centre, x east, y north, yaw CCW from east); `covariance` (B, 3, 3);
@@ -28,6 +29,8 @@ Convention: CONVENTIONS.md (ENU, yaw CCW from east, OpenCV pixel centres, panora
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,12 +47,18 @@ from .simrefiner import SimRefiner, SimRefinerConfig
 from .surface import SurfaceModel, SurfaceModelConfig, height_pool
 
 
+DEFAULT_AERIAL_MPP = 0.4  # the one default aerial resolution (metres per pixel)
+
+
 @dataclass(frozen=True)
 class MatcherConfig:
     """Whole-matcher configuration; sizes are fixed (static shapes for ONNX)."""
 
     ground_hw: tuple[int, int] = (128, 256)  # ground image (H, W); must equal the camera's size
     aerial_hw: tuple[int, int] = (128, 128)  # aerial patch (H, W)
+    # Metres per aerial input pixel the matcher is trained and run at (128 px at 0.4 m = 51.2 m
+    # around the prior); a released file's runtime metadata repeats the training data's value.
+    aerial_mpp: float = DEFAULT_AERIAL_MPP
     ground_extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
     aerial_extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
     lifting: LiftingConfig = field(default_factory=LiftingConfig)
@@ -62,6 +71,8 @@ class MatcherConfig:
     use_prior_yaw: bool = True  # False = orientation unknown: the BEV is built at yaw 0 of base_link
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.aerial_mpp) and self.aerial_mpp > 0):
+            raise ValueError(f"MatcherConfig.aerial_mpp: expected positive metres per pixel, got {self.aerial_mpp}")
         for name in ("ground_hw", "aerial_hw"):
             hw = getattr(self, name)
             if len(hw) != 2 or min(hw) <= 0:
@@ -143,7 +154,11 @@ class ViewBridgeMatcher(nn.Module):
         return self.lifter.heights
 
     def set_camera(self, camera: MountedCamera) -> None:
-        """Set the mounted ground camera; it must match `ground_hw` and see some BEV cell."""
+        """Set the default ground camera (a batch's "camera" entry overrides it per call)."""
+        self.camera = self.check_camera(camera)
+
+    def check_camera(self, camera: MountedCamera) -> MountedCamera:
+        """`camera` if it matches `ground_hw` and sees some BEV cell; ValueError otherwise."""
         if not isinstance(camera, MountedCamera):
             raise ValueError(f"camera: expected a MountedCamera, got {type(camera).__name__}")
         cam = camera.camera
@@ -156,7 +171,7 @@ class ViewBridgeMatcher(nn.Module):
         if not bool(valid.any()):
             raise ValueError("camera: sees no BEV cell at any height bin (check the extrinsics, the BEV size "
                              "and the height bins)")
-        self.camera = camera
+        return camera
 
     def check_batch(self, batch: dict[str, Any]) -> None:
         """Raise ValueError naming the first bad entry of `batch` (shapes, ranges, NaN, camera)."""
@@ -165,8 +180,10 @@ class ViewBridgeMatcher(nn.Module):
         for key in ("ground", "aerial", "aerial_mpp", "prior_yaw"):
             if key not in batch:
                 raise ValueError(f"batch: missing key {key!r}")
-        if self.camera is None:
-            raise ValueError("camera: not set (pass it to the constructor or call set_camera)")
+        if batch.get("camera") is not None:
+            self.check_camera(batch["camera"])
+        elif self.camera is None:
+            raise ValueError("camera: none in the batch and none set (pass it to the constructor or call set_camera)")
         sizes: dict[str, int] = {}
         hg, wg = self.config.ground_hw
         ha, wa = self.config.aerial_hw
@@ -188,7 +205,10 @@ class ViewBridgeMatcher(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
             self.check_batch(batch)
-        assert self.camera is not None
+        # The ground camera of this call: immutable, passed with the batch (backends hold their
+        # own), else the default one.
+        camera = batch.get("camera") or self.camera
+        assert camera is not None
         cfg = self.config
         ground, aerial = batch["ground"], batch["aerial"]
         b = ground.shape[0]
@@ -200,7 +220,7 @@ class ViewBridgeMatcher(nn.Module):
         ground_feat = self.ground_extractor(ground)
         aerial_feat = self.aerial_extractor(aerial)
 
-        lifted = self.lifter(ground_feat, cfg.ground_hw, self.camera, bev_yaw)
+        lifted = self.lifter(ground_feat, cfg.ground_hw, camera, bev_yaw)
         weights, bev_valid = lifted["height_weights"], lifted["bev_valid"]
         visible = bev_valid.to(ground.dtype).unsqueeze(1)  # (B, 1, N)
         out: dict[str, torch.Tensor] = {}
@@ -237,7 +257,7 @@ class ViewBridgeMatcher(nn.Module):
         idx2 = sel["bev_index"].unsqueeze(-1).expand(-1, -1, 2)
         bev_xy = torch.gather(all_bev_xy, 1, idx2)
         match_h = torch.gather(surface_height, 1, sel["bev_index"])
-        ground_uv, ground_ok = self.camera.project_base_points(torch.cat([bev_xy, match_h.unsqueeze(-1)], -1))
+        ground_uv, ground_ok = camera.project_base_points(torch.cat([bev_xy, match_h.unsqueeze(-1)], -1))
         match_weights = sel["weights"] * ground_ok.to(sel["weights"].dtype)
         # Unseen points project to meaningless (possibly huge) pixels: mark them (-1, -1) instead.
         ground_uv = torch.where(ground_ok.unsqueeze(-1), ground_uv, torch.full_like(ground_uv, -1.0))

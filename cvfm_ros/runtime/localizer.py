@@ -29,6 +29,7 @@ import torch
 from ..geometry import MetricGrid, MountedCamera, PinholeCamera
 from ..geometry.planar import wrap
 from ..model.export import EXPORT_INPUTS, EXPORT_OUTPUTS, ExportableMatcher
+from ..model.matcher import DEFAULT_AERIAL_MPP
 from ..model.yaw_search import pick_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
 from .result import LocalizationResult, Matches, Status
@@ -38,7 +39,6 @@ from .settings import LocalizerConfig
 INPUTS, OUTPUTS = list(EXPORT_INPUTS), list(EXPORT_OUTPUTS)
 
 
-DEFAULT_AERIAL_MPP = 0.4  # the matchers' aerial patches: 128 px at 0.4 m = 51.2 m around the prior
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "matcher.pt"
 # Added to every fix's covariance over (x, y, yaw): no fix is trusted below 5 cm and 0.2 degrees.
 COVARIANCE_FLOOR = (0.05**2, 0.05**2, math.radians(0.2) ** 2)
@@ -66,7 +66,8 @@ def build_matcher(settings) -> torch.nn.Module:
     meta = dict(extra.get("runtime", {}))
     train_config = extra.get("train_config", {})
     data = train_config.get("data", {}) if isinstance(train_config, dict) else {}
-    meta.setdefault("aerial_mpp", data.get("aerial_mpp", DEFAULT_AERIAL_MPP) if isinstance(data, dict) else DEFAULT_AERIAL_MPP)
+    meta.setdefault("aerial_mpp", data.get("aerial_mpp", matcher.config.aerial_mpp) if isinstance(data, dict)
+                    else matcher.config.aerial_mpp)
     matcher.runtime_metadata = check_runtime_metadata(meta, f"matcher.weights {path}")
     return matcher
 
@@ -133,7 +134,7 @@ class Localizer:
         # The matcher has static input shapes: every camera image is resized to them.
         self.ground_size: dict[str, tuple[int, int]] = {"panorama": (wg, hg), "pinhole": (wg, hg)}
         self.aerial_size = int(matcher.config.aerial_hw[0])
-        self.aerial_mpp = float(meta.get("aerial_mpp", DEFAULT_AERIAL_MPP))
+        self.aerial_mpp = float(meta.get("aerial_mpp", getattr(matcher.config, "aerial_mpp", DEFAULT_AERIAL_MPP)))
         # Camera models the weights were trained for (weights released before this key existed
         # were trained on panoramas only).
         self.camera_models = tuple(meta.get("camera_models", ["panorama"]))
@@ -191,8 +192,7 @@ class Localizer:
     def _backend_for(self, model_camera: MountedCamera, example: dict[str, np.ndarray]):
         key = _camera_key(model_camera)
         if key not in self._backends:
-            self.matcher.set_camera(model_camera)
-            wrapper = ExportableMatcher(self.matcher, self.aerial_mpp).eval()
+            wrapper = ExportableMatcher(self.matcher, self.aerial_mpp, model_camera).eval()
             artifact = artifact_key(self.matcher, key, example)
             backend = self.config.matcher.backend
             if not getattr(self.matcher, "exportable", True):

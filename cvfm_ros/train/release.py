@@ -52,7 +52,7 @@ def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
         raise ValueError(f"checkpoint {src}: extra.train_config: expected the training configuration mapping, "
                          f"got {type(train_config).__name__}")
     extra = {"step": int(old.get("step", 0)), "train_config": train_config,
-             "runtime": {"aerial_mpp": float(train_config.get("data", {}).get("aerial_mpp", 0.4)),
+             "runtime": {"aerial_mpp": float(train_config.get("data", {}).get("aerial_mpp", model.config.aerial_mpp)),
                          "camera_models": trained_camera_models(train_config), **(runtime or {})},
              "source": Path(src).name}
     save_checkpoint(dst, model, extra=extra)

@@ -27,7 +27,7 @@ from ..data.synth.augment import AugmentConfig, augment_aerial, augment_ground
 from ..model.checkpoint import load_matcher, load_weights, read_checkpoint, save_checkpoint
 from ..model.extractor import ExtractorConfig
 from ..model.losses import LossConfig, ViewBridgeLoss
-from ..model.matcher import MatcherConfig, ViewBridgeMatcher
+from ..model.matcher import DEFAULT_AERIAL_MPP, MatcherConfig, ViewBridgeMatcher
 from .sources import CameraGroupedBatchSampler, DatasetPairs, camera_from_batch, camera_tensors
 
 
@@ -40,7 +40,7 @@ class DataSettings:
     length: int = 200000
     world_size_m: float = 160.0
     pairs_per_world: int = 32
-    aerial_mpp: float = 0.4
+    aerial_mpp: float = DEFAULT_AERIAL_MPP
     max_offset_frac: float = 0.25
     prior_yaw_noise_deg: float = 10.0  # 180: orientation unknown
     correspondences: int = 1024  # pixel-level correspondences kept per pair for the matching loss
@@ -108,7 +108,7 @@ class TrainConfig:
 def matcher_config_for(cfg: TrainConfig) -> MatcherConfig:
     return MatcherConfig(use_surface_model=cfg.use_surface_model, use_simrefiner=cfg.use_simrefiner,
                          use_prior_yaw=cfg.use_prior_yaw, ground_extractor=cfg.ground_extractor,
-                         aerial_extractor=cfg.aerial_extractor)
+                         aerial_extractor=cfg.aerial_extractor, aerial_mpp=cfg.data.aerial_mpp)
 
 
 class TrainingPairs(torch.utils.data.Dataset):
@@ -283,13 +283,13 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_at:
     while step < last_step:
         batch = next(iterator)
         # both samplers give batches that share one camera
-        model.set_camera(camera_from_batch(batch, wg, hg))
+        camera = camera_from_batch(batch, wg, hg)
         batch = {k: v.to(device) for k, v in batch.items()}
         for group in opt.param_groups:
             group["lr"] = cfg.optim.lr * schedule(step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             outputs = ddp({"ground": batch["ground"], "aerial": batch["aerial"], "aerial_mpp": batch["aerial_mpp"],
-                           "prior_yaw": batch["prior_yaw"]})
+                           "prior_yaw": batch["prior_yaw"], "camera": camera})
             terms = loss_fn(model, outputs, batch, step=step)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
