@@ -88,7 +88,8 @@ def test_round_trip(tmp_path, storage, compressed):
     by_topic: dict[str, list] = {}
     for m in messages:
         by_topic.setdefault(m.topic, []).append(m)
-        assert stamp_to_ns(m.message.header.stamp if hasattr(m.message, "header") else m.message.transforms[0].header.stamp) == m.stamp_ns
+        header = m.message.header if hasattr(m.message, "header") else m.message.transforms[0].header
+        assert stamp_to_ns(header.stamp) == m.stamp_ns
 
     for i, m in enumerate(by_topic[image_topic]):
         assert m.stamp_ns == T0 + i * 100_000_000

@@ -106,7 +106,8 @@ def test_eval_real_runs_the_model_on_panorama_and_pinhole_entries(manifest, tmp_
 def test_summary_counts_better_than_prior_and_valid_fixes():
     rows = [{"pair": "a", "draw": 0, "prior_error_m": 5.0, "position_error_m": 1.0, "yaw_error_deg": 1.0, "valid": True, "ms": 1},
             {"pair": "a", "draw": 1, "prior_error_m": 2.0, "position_error_m": 4.0, "yaw_error_deg": 2.0, "valid": True, "ms": 1},
-            {"pair": "b", "draw": 0, "prior_error_m": 9.0, "position_error_m": 12.0, "yaw_error_deg": 9.0, "valid": False, "ms": 1}]
+            {"pair": "b", "draw": 0, "prior_error_m": 9.0, "position_error_m": 12.0, "yaw_error_deg": 9.0, "valid": False,
+             "ms": 1}]
     s = summarize_real(rows)
     assert s["better_than_prior"] == pytest.approx(1 / 3)
     assert s["valid"]["count"] == 2 and s["valid"]["max_error_m"] == 4.0 and s["valid"]["median_error_m"] == 2.5

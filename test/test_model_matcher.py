@@ -268,7 +268,8 @@ def test_subcell_loss_measures_match_positions_in_cells():
     exact["matches_aerial_uv"] = aerial_metric_to_pixels(true_xy, model.config.aerial_hw, exact["aerial_mpp"])
     exact["match_weights"] = torch.ones_like(exact["match_weights"])
     assert float(subcell_loss(model, exact, targets["pose"], 1.5, 0.5)) == pytest.approx(0.0, abs=1e-5)
-    shifted = {**exact, "matches_aerial_uv": exact["matches_aerial_uv"] + torch.tensor([0.5 * model.aerial_extractor.stride, 0.0])}
+    half_cell = torch.tensor([0.5 * model.aerial_extractor.stride, 0.0])
+    shifted = {**exact, "matches_aerial_uv": exact["matches_aerial_uv"] + half_cell}
     assert float(subcell_loss(model, shifted, targets["pose"], 1.5, 0.5)) == pytest.approx(0.125, rel=1e-3)
     far = {**exact, "matches_aerial_uv": exact["matches_aerial_uv"] + 3.0 * model.aerial_extractor.stride}
     assert float(subcell_loss(model, far, targets["pose"], 1.5, 0.5)) == 0.0  # beyond reach: not counted

@@ -46,7 +46,8 @@ class Harness:
         self.diagnostics: list[DiagnosticArray] = []
         self.peer.create_subscription(PoseWithCovarianceStamped, "/cvfm_localizer/pose", self.poses.append, 50)
         self.peer.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
-        self.image_pub = self.peer.create_publisher(Image, "/image", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        best_effort = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.image_pub = self.peer.create_publisher(Image, "/image", best_effort)
         self.odom_pub = self.peer.create_publisher(Odometry, "/odom", 50)
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)

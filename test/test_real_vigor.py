@@ -163,7 +163,8 @@ def test_heading_rolls_the_panorama(vigor_root, heading):
     assert -math.pi < s.pose.yaw.item() <= math.pi
     # Headings given per panorama in the constructor apply too.
     name = ds.labels[0].panorama
-    assert VigorDataset(vigor_root, "same_area", "test", cities=["Seattle"], headings={name: heading})[0].heading_deg == pytest.approx(heading)
+    dataset = VigorDataset(vigor_root, "same_area", "test", cities=["Seattle"], headings={name: heading})
+    assert dataset[0].heading_deg == pytest.approx(heading)
 
 
 def test_bad_files(vigor_root, tmp_path):

@@ -7,7 +7,7 @@ from cvfm_ros.data.synth import (
     SEEN_STYLES, UNSEEN_STYLES, GroundClass, SyntheticPairDataset, WorldClass, generate_world, make_pair, render_aerial,
     render_ground, surface_height_grid,
 )
-from cvfm_ros.geometry import SE2, MetricGrid, MountedCamera, PinholeCamera
+from cvfm_ros.geometry import SE2, MetricGrid, MountedCamera
 
 
 @pytest.fixture(scope="module")

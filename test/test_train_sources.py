@@ -14,7 +14,7 @@ from cvfm_ros.geometry import MountedCamera, PinholeCamera
 from cvfm_ros.model import MatcherConfig, ViewBridgeMatcher
 from cvfm_ros.maps.aerial_image import aerial_crop
 from cvfm_ros.train.sources import (CameraGroupedBatchSampler, DatasetPairs, camera_from_batch,
-                                          camera_tensors, detect_source)
+                                    camera_tensors, detect_source)
 
 GROUND_HW, AERIAL_PX, COVERAGE_M = (128, 256), 128, 51.2
 

@@ -74,7 +74,7 @@ def test_train_starts_from_given_weights(tmp_path, capsys):
     stage2 = tmp_path / "stage2"
     stage2.mkdir()
     cfg = _config(stage2, init_from=str(first), optim={"batch_size": 2, "steps": 1, "lr": 0.0, "warmup_steps": 1,
-                                                     "threads": 1})
+                                                       "threads": 1})
     assert main(["train", "--config", str(cfg)]) == 0
     after = read_checkpoint(stage2 / "run" / "last.pt")
     assert after["extra"]["step"] == 1

@@ -153,4 +153,3 @@ def stall(server: TileServer, limit_s: float = 5.0) -> Callable:
     def action(handler, count):
         server.release.wait(limit_s)
     return action
-

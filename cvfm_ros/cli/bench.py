@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backends", default="torch,onnxruntime",
                         help="comma-separated: torch, onnxruntime, tensorrt (default: %(default)s)")
     parser.add_argument("--matcher", default="model", choices=["model", "baseline"],
-                        help="model: the shipped ViewBridge weights (or --weights); baseline: classical NCC (default: %(default)s)")
+                        help="model: the shipped ViewBridge weights (or --weights); baseline: classical NCC "
+                             "(default: %(default)s)")
     parser.add_argument("--weights", default="", help="checkpoint (default: the shipped weights)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--frames", type=int, default=60, help="measured frames (after warm-up)")
@@ -129,7 +130,8 @@ def benchmark_frames(camera: str, count: int, cache: bool = True, seed: int = 0)
     drive = load_drive(drive_dir) if (drive_dir / "drive.json").is_file() else generate_drive(
         drive_dir, DriveSpec(seed=seed, duration_s=duration, camera=camera), progress=False)
     truth, frames, mounted, extr = {}, [], None, None
-    for m in read_bag(drive.bag, ["/tf_static", drive.topics["camera_info"], drive.topics["ground_truth"], drive.topics["image"]]):
+    topics = ["/tf_static", drive.topics["camera_info"], drive.topics["ground_truth"], drive.topics["image"]]
+    for m in read_bag(drive.bag, topics):
         if m.topic == "/tf_static":
             extr = transform_to_se3(m.message.transforms[0].transform)
         elif m.topic == drive.topics["camera_info"] and mounted is None:

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  fused (EKF)   : median {metrics['fused']['median_m']:6.2f} m, p95 {metrics['fused']['p95_m']:6.2f} m")
     print(f"  raw fixes     : median {metrics['raw']['median_m']:6.2f} m, yaw {metrics['raw']['yaw_median_deg']:.2f} deg, "
           f"outliers > 5 m {100 * metrics['outlier_rate']:.0f} %")
-    print(f"  availability  : {100 * metrics['availability']:.0f} % of frames with an accepted fix, NEES {metrics['nees']:.2f} (3 = calibrated)")
+    print(f"  availability  : {100 * metrics['availability']:.0f} % of frames with an accepted fix, "
+          f"NEES {metrics['nees']:.2f} (3 = calibrated)")
     print(f"  speed         : {metrics['fps']:.2f} frames/s localization, {total:.0f} s in all "
           f"({generated - started:.0f} s generating)")
     print(f"  report        : {metrics['report']}")

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     extra = read_checkpoint(args.weights)["extra"]
     old_runtime = dict(extra.get("runtime", {}))
     mpp = float(old_runtime.get("aerial_mpp", extra.get("train_config", {}).get("data", {}).get("aerial_mpp",
-                                                                                              DEFAULT_AERIAL_MPP)))
+                                                                                                DEFAULT_AERIAL_MPP)))
     if args.calibrate_drives < 0:
         raise ValueError(f"--calibrate-drives: expected >= 0, got {args.calibrate_drives}")
     runtime, pose = calibrate(args.weights, args.calibrate, mpp, gate=not args.no_gate)

@@ -88,7 +88,7 @@ def load_pair(path: Path, matcher: torch.nn.Module, mpp: float) -> tuple[dict, n
         camera = MountedCamera(PinholeCamera(fx, fy, cx, cy, wg, hg), SE3(m[:3, :3], m[:3, 3]))
     else:
         camera = MountedCamera.panorama(wg, hg, float(d["camera_height"]))
-    batch = {"camera": camera,"ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
+    batch = {"camera": camera, "ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
              "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
              "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
     truth = np.array([d["pose"][0] - d["center"][0], d["pose"][1] - d["center"][1], d["pose"][2]])

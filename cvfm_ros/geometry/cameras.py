@@ -103,7 +103,8 @@ class PinholeCamera:
                              width, height, self.distortion)
 
     @classmethod
-    def from_camera_info(cls, k: list[float] | np.ndarray, d: list[float] | np.ndarray, width: int, height: int) -> "PinholeCamera":
+    def from_camera_info(cls, k: list[float] | np.ndarray, d: list[float] | np.ndarray, width: int,
+                         height: int) -> "PinholeCamera":
         """Build from CameraInfo's row-major 3x3 `k` and `d` (plumb_bob)."""
         k = np.asarray(k, dtype=float).reshape(-1)
         if k.size != 9:

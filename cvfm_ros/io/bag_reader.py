@@ -19,6 +19,7 @@ from typing import Any, Literal, NamedTuple
 
 from .bag_types import make_typestore
 
+
 class BagMessage(NamedTuple):
     """One message read from a bag: its topic, header stamp (ns), the decoded message and its
     clock segment (0, or the count of its topic's backwards clock jumps before it; see read_bag)."""

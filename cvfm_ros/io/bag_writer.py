@@ -24,7 +24,6 @@ from .bag_types import MATCH_REPORT_TYPE, MatchReport, Storage, _header, make_ty
 from .messages import covariance_to_ros, yaw_to_quaternion
 
 
-
 def _check_stamp(name: str, stamp_ns: Any) -> int:
     if isinstance(stamp_ns, bool) or not isinstance(stamp_ns, (int, np.integer)):
         raise ValueError(f"{name}: expected an integer time in nanoseconds, got {stamp_ns!r}")
@@ -100,7 +99,8 @@ class DriveBagWriter:
         if self.path.exists():
             raise ValueError(f"bag {self.path}: already exists; choose a new path (bags are never overwritten)")
         self.storage = storage
-        self.compression: str | None = None if compressed_images is False else ("jpeg" if compressed_images is True else compressed_images)
+        self.compression: str | None = (None if compressed_images is False
+                                        else "jpeg" if compressed_images is True else compressed_images)
         self.topics = topics
         self.jpeg_quality = int(jpeg_quality)
         self.typestore = make_typestore()
@@ -271,7 +271,8 @@ class DriveBagWriter:
         twist in the child frame (forward `linear_velocity` m/s, `yaw_rate` rad/s), and 3x3
         covariances over (x, y, yaw) and (vx, vy, wz) (None: nothing estimated)."""
         stamp_ns = _check_stamp("stamp_ns", stamp_ns)
-        msg = self._odometry_msg(stamp_ns, pose, linear_velocity, yaw_rate, covariance, twist_covariance, frame_id, child_frame_id)
+        msg = self._odometry_msg(stamp_ns, pose, linear_velocity, yaw_rate, covariance, twist_covariance, frame_id,
+                                 child_frame_id)
         self.write_message(topic or self.topics.odom, "nav_msgs/msg/Odometry", stamp_ns, msg)
 
     def write_ground_truth(

@@ -21,7 +21,8 @@ from .surface import SurfaceModel, SurfaceModelConfig
 
 __all__ = [
     "BEVLifter", "BaselineConfig", "ClassicalBaseline", "CompactCNN", "EXTRACTORS", "ExtractorConfig",
-    "LiftingConfig", "LossConfig", "MatcherConfig", "MatchingConfig", "EXPORT_INPUTS", "EXPORT_OUTPUTS", "ExportableMatcher", "OnnxMatcher",
+    "LiftingConfig", "LossConfig", "MatcherConfig", "MatchingConfig", "EXPORT_INPUTS", "EXPORT_OUTPUTS",
+    "ExportableMatcher", "OnnxMatcher",
     "PoseSolverConfig", "PretrainedExtractor", "SimRefiner", "SimRefinerConfig", "SurfaceModel", "SurfaceModelConfig",
     "ViewBridgeLoss", "ViewBridgeMatcher", "build_extractor", "count_parameters", "export_onnx",
     "ground_truth_assignment", "load_matcher", "packaged_state_keys", "read_checkpoint", "register_extractor", "save_checkpoint",

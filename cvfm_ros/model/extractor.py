@@ -61,7 +61,8 @@ PADDING = "replicate"
 
 
 def conv_norm_act(cin: int, cout: int, stride: int, groups: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False, padding_mode=PADDING), nn.GroupNorm(groups, cout), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False, padding_mode=PADDING), nn.GroupNorm(groups, cout),
+                         nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):

@@ -3,7 +3,8 @@
 Deterministic at inference and at fixed shapes (ONNX-exportable): every BEV cell proposes its best
 aerial cell; a proposal counts only if it is mutual (the aerial cell's best BEV cell is the same)
 unless `require_mutual` is off (in training mode `train_require_mutual` applies instead, off by
-default so that the pose loss has matches from the first step); the `num_matches` best proposals by assignment probability are kept
+default so that the pose loss has matches from the first step); the `num_matches` best proposals by
+assignment probability are kept
 with that probability as their weight (zero-weight entries pad the fixed K). The aerial location of
 each match is refined below the cell by a soft-argmax of the BEV cell's row distribution over a
 window around the chosen cell. `cvfm_ros.geometry.weighted_procrustes_2d` then gives the pose of

@@ -251,7 +251,8 @@ class Localizer:
         prior_cov = np.asarray(prior_cov, dtype=float)
         if prior.shape != (3,) or not np.isfinite(prior).all():
             return bad("prior: expected a finite (x, y, yaw)")
-        if prior_cov.shape != (3, 3) or not np.isfinite(prior_cov).all() or np.any(np.linalg.eigvalsh(0.5 * (prior_cov + prior_cov.T)) <= 0):
+        if (prior_cov.shape != (3, 3) or not np.isfinite(prior_cov).all()
+                or np.any(np.linalg.eigvalsh(0.5 * (prior_cov + prior_cov.T)) <= 0)):
             return bad("prior_cov: expected a finite positive-definite 3x3 covariance")
 
         # -- tiles
@@ -317,11 +318,14 @@ class Localizer:
         if not bool(out["valid"][0] > 0.5) or not np.isfinite(pose).all() or not np.isfinite(cov).all():
             result.status, result.reason = Status.LOW_CONFIDENCE, "the matcher found no consistent solution"
         elif len(matches) < self.config.gate.min_matches:
-            result.status, result.reason = Status.LOW_CONFIDENCE, f"only {len(matches)} matches (< {self.config.gate.min_matches})"
+            result.status = Status.LOW_CONFIDENCE
+            result.reason = f"only {len(matches)} matches (< {self.config.gate.min_matches})"
         elif score < self.config.gate.min_score:
-            result.status, result.reason = Status.LOW_CONFIDENCE, f"mean match confidence {score:.3f} < {self.config.gate.min_score}"
+            result.status = Status.LOW_CONFIDENCE
+            result.reason = f"mean match confidence {score:.3f} < {self.config.gate.min_score}"
         elif math.sqrt(max(cov[0, 0], cov[1, 1])) > self.config.gate.max_std_xy_m:
-            result.status, result.reason = Status.LOW_CONFIDENCE, f"position 1-sigma {math.sqrt(max(cov[0, 0], cov[1, 1])):.2f} m too large"
+            result.status = Status.LOW_CONFIDENCE
+            result.reason = f"position 1-sigma {math.sqrt(max(cov[0, 0], cov[1, 1])):.2f} m too large"
         else:
             err = pose - prior
             err[2] = wrap(err[2])

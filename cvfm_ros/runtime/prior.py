@@ -157,7 +157,8 @@ class PriorTracker:
         """Interpolated `odom` pose and cumulative distance at `stamp`, or None outside the buffer."""
         if not self._stamps:
             return None
-        if stamp > self._stamps[-1] + self.config.max_extrapolation_s or stamp < self._stamps[0] - self.config.max_extrapolation_s:
+        reach = self.config.max_extrapolation_s
+        if stamp > self._stamps[-1] + reach or stamp < self._stamps[0] - reach:
             return None
         if len(self._stamps) == 1:
             return self._poses[0].copy(), 0.0

@@ -37,7 +37,7 @@ class CameraSettings:
     """The camera model and its mounting when no TF is available."""
 
     model: str = setting("panorama", "camera model: panorama (equirectangular) or pinhole (uses camera_info)",
-                    choices=("panorama", "pinhole"), **RO)
+                         choices=("panorama", "pinhole"), **RO)
     frame_id: str = setting("", "camera frame for the TF lookup base_link -> camera (empty: the image's frame_id)",
                             **RO)
     x_m: float = setting(0.0, "camera position in base_link, metres (used without TF)")
@@ -69,15 +69,16 @@ class MatcherSettings:
     backend: str = setting("auto", "inference backend", choices=("auto", "torch", "onnxruntime", "tensorrt"), **RO)
     device: str = setting("auto", "inference device", choices=("auto", "cuda", "cpu"), **RO)
     cache_dir: str = setting("", "where exported ONNX/TensorRT engines are cached (empty: ~/.cache/cvfm_ros)", **RO)
-    yaw_search_step_deg: float = setting(DEFAULT_STEP_DEG, "where the prior yaw's ±3 sigma is wider than this, run the matcher at "
-                                    "yaw hypotheses this far apart and keep the one with most effective inliers "
-                                    "(0: never; 20 suits the shipped model, trained for ±10 deg)", range=(0.0, 180.0))
+    yaw_search_step_deg: float = setting(DEFAULT_STEP_DEG, "where the prior yaw's ±3 sigma is wider than this, "
+                                         "run the matcher at "
+                                         "yaw hypotheses this far apart and keep the one with most effective inliers "
+                                         "(0: never; 20 suits the shipped model, trained for ±10 deg)", range=(0.0, 180.0))
 
 
 @dataclass
 class GateSettings:
     mahalanobis_threshold: float = setting(16.27, "reject fixes whose Mahalanobis distance squared to the prior "
-                                      "exceeds this (16.27 = chi-square 3 dof at 99.9%)", range=(0.1, 1e6))
+                                           "exceeds this (16.27 = chi-square 3 dof at 99.9%)", range=(0.1, 1e6))
     min_matches: int = setting(12, "fewer weighted matches than this is LOW_CONFIDENCE", range=(3, 100000))
     min_score: float = setting(0.0, "mean match confidence below this is LOW_CONFIDENCE (0: off)", range=(0.0, 1.0))
     max_std_xy_m: float = setting(5.0, "a fix with a larger 1-sigma position uncertainty is LOW_CONFIDENCE", range=(0.01, 1e4))
@@ -114,12 +115,12 @@ class NodeSettings:
     odom_frame: str = setting("odom", "odometry frame", **RO)
     base_frame: str = setting("base_link", "robot body frame", **RO)
     tf_mode: str = setting("map_to_odom", "map_to_odom (no EKF), leaf (EKF owns map->odom) or none",
-                      choices=("map_to_odom", "leaf", "none"), **RO)
+                           choices=("map_to_odom", "leaf", "none"), **RO)
     leaf_frame: str = setting("cvfm_base_link", "child frame of the TF in leaf mode", **RO)
     use_compressed: bool = setting(False, "subscribe to image/compressed (sensor_msgs/CompressedImage)", **RO)
     diagnostics_period_s: float = setting(1.0, "period of /diagnostics", range=(0.05, 60.0), **RO)
     odom_wait_s: float = setting(0.1, "how long an image waits for odometry at or past its stamp before the "
-                            "prior and map->odom use extrapolated odometry", range=(0.0, 2.0), **RO)
+                                 "prior and map->odom use extrapolated odometry", range=(0.0, 2.0), **RO)
     initial_pose: InitialPoseSettings = field(default_factory=InitialPoseSettings)
     prior: PriorConfig = field(default_factory=PriorConfig)
     datum: DatumSettings = field(default_factory=DatumSettings)

@@ -272,7 +272,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_at:
     loader = torch.utils.data.DataLoader(dataset, **batching, num_workers=cfg.data.workers,
                                          persistent_workers=cfg.data.workers > 0,
                                          prefetch_factor=4 if cfg.data.workers > 0 else None)
-    schedule = lambda s: min(1.0, (s + 1) / max(cfg.optim.warmup_steps, 1)) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.optim.steps, 1.0)))  # noqa: E731
+
+    def schedule(s: int) -> float:  # linear warm-up, then cosine decay
+        warmup = min(1.0, (s + 1) / max(cfg.optim.warmup_steps, 1))
+        return warmup * 0.5 * (1 + math.cos(math.pi * min(s / cfg.optim.steps, 1.0)))
     log_path = out / "metrics.jsonl"
     bar = tqdm(total=cfg.optim.steps, initial=step, disable=not progress or rank != 0, desc="train")
     use_amp = device.type == "cuda"

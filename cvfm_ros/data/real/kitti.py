@@ -243,7 +243,8 @@ def load_kitti_frame(root: str | os.PathLike, name: str, noise: Sequence[float] 
     lat, lon, yaw = float(oxts[0]), float(oxts[1]), float(oxts[5])
     aerial = read_rgb(root / "satmap" / date / drive / frame, "KITTI satellite image")
     if aerial.shape[0] != aerial.shape[1]:
-        raise ValueError(f"KITTI satellite image {root / 'satmap' / name}: expected a square image, got {aerial.shape[1]}x{aerial.shape[0]}")
+        raise ValueError(f"KITTI satellite image {root / 'satmap' / name}: expected a square image, "
+                         f"got {aerial.shape[1]}x{aerial.shape[0]}")
     mpp = kitti_satellite_mpp(lat)
     patch = AerialPatch(torch.from_numpy(aerial).permute(2, 0, 1).contiguous(), 0.0, 0.0, mpp)
     pose = SE2(torch.tensor([0.0, 0.0, float(wrap_angle(yaw))], dtype=torch.float64))

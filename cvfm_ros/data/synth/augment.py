@@ -189,7 +189,8 @@ def _apply(img: np.ndarray, rng: np.random.Generator, steps: list) -> np.ndarray
     return np.ascontiguousarray(img)
 
 
-def augment_ground(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig, horizon_row: int | None = None) -> np.ndarray:
+def augment_ground(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
+                   horizon_row: int | None = None) -> np.ndarray:
     """Augment a ground image (H, W, 3) uint8; `horizon_row`: rows above it may hold sky (default H/2)."""
     if not config.enabled:
         return img

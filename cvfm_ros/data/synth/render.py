@@ -190,7 +190,8 @@ def _render_region(world: World, grid: MetricGrid, appearance: AerialAppearance 
     sun = _sun_vector(appearance.sun_azimuth_deg, appearance.sun_elevation_deg)
     shadow = _shadow_mask(world, grid, sun)
     shade = 1.0 - appearance.shadow_strength * shadow
-    image *= shade[..., None] * np.array([1.0, 1.0, 1.0 + 0.15 * appearance.shadow_strength], np.float32)[None, None] ** shadow[..., None]
+    blue_shadow = np.array([1.0, 1.0, 1.0 + 0.15 * appearance.shadow_strength], np.float32)[None, None]
+    image *= shade[..., None] * blue_shadow ** shadow[..., None]
     image *= np.array(appearance.gain, np.float32)
     if appearance.blur_sigma_px > 0:
         image = cv2.GaussianBlur(image, (0, 0), appearance.blur_sigma_px)

@@ -375,7 +375,7 @@ def generate_world(style: str | CityStyle, seed: int, size_m: float = 256.0, res
         d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
         length = np.linalg.norm(np.diff(road.polyline, axis=0), axis=1).sum()
         for moving, density, offset in ((False, style.parked_density, road.width_m / 2 - 1.3),
-                                         (True, style.moving_density, road.width_m / 4)):
+                                        (True, style.moving_density, road.width_m / 4)):
             for _ in range(int(length / 100 * density)):
                 k = int(rng.integers(len(road.polyline)))
                 side_sign = rng.choice([-1, 1])

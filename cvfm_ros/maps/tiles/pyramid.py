@@ -155,4 +155,3 @@ def write_xyz_pyramid(image: np.ndarray, grid: MetricGrid, datum: Datum, zooms: 
     }
     atomic_write_text(out / METADATA_NAME, json.dumps(metadata, indent=2) + "\n")
     return stats
-

@@ -196,7 +196,7 @@ class GeoTiffSource:
     def __init__(self, path: str | os.PathLike, tile_size: int = 256):
         self.path = Path(path)
         try:
-            import rasterio  # noqa: F401  (optional extra)
+            import rasterio  # the optional extra
         except ImportError as exc:
             raise ImportError(
                 f"tile source {self.path}: GeoTIFF sources need the optional package rasterio "
@@ -205,7 +205,6 @@ class GeoTiffSource:
         if not self.path.is_file():
             raise ValueError(f"tile source {self.path}: GeoTIFF file not found")
         import pyproj
-        import rasterio
 
         self.tile_size = int(tile_size)
         self.description = f"GeoTIFF {self.path}"

@@ -522,4 +522,3 @@ def _size(size_px: int | tuple[int, int]) -> tuple[int, int]:
     if not (0 < w <= 8192 and 0 < h <= 8192):
         raise ValueError(f"size_px: expected sizes in [1, 8192] pixels, got {w}x{h}")
     return w, h
-
