@@ -227,35 +227,17 @@ class Localizer:
     # ------------------------------------------------------------------ per frame
     def localize(self, image: np.ndarray, camera: MountedCamera, prior: np.ndarray, prior_cov: np.ndarray,
                  stamp: float, aerial=None) -> LocalizationResult:
-        """One frame; `aerial`: a patch source used instead of the tile store (`localize_pair`)."""
+        """One frame; `aerial`: a patch source used instead of the tile store (`localize_pair`).
+        Stages (each timed): input checks, tiles, preprocessing, model (once per yaw hypothesis),
+        solve and gates."""
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
-
-        def bad(reason: str) -> LocalizationResult:
-            return LocalizationResult(stamp, Status.BAD_INPUT, reason, timings_ms=timings)
-
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            return bad(f"image: expected (H, W, 3) uint8 RGB, got {getattr(image, 'shape', None)} "
-                       f"{getattr(image, 'dtype', type(image).__name__)}")
-        if (image.shape[1], image.shape[0]) != (camera.camera.width, camera.camera.height):
-            return bad(f"image: {image.shape[1]}x{image.shape[0]} does not match the camera model "
-                       f"{camera.camera.width}x{camera.camera.height}")
-        if camera.camera.kind == "panorama" and (abs(image.shape[1] - 2 * image.shape[0]) > 0.02 * image.shape[1]
-                                                 or image.shape[0] < 32):
-            return bad(f"image: {image.shape[1]}x{image.shape[0]} is not an equirectangular panorama "
-                       "(expected a 2:1 image at least 64x32; camera.model)")
-        if camera.camera.kind not in self.camera_models:
-            return bad(f"camera: a {camera.camera.kind} camera, but the matcher weights were trained for "
-                       f"{' and '.join(self.camera_models)} cameras only (matcher.weights; camera.model)")
         prior = np.asarray(prior, dtype=float)
         prior_cov = np.asarray(prior_cov, dtype=float)
-        if prior.shape != (3,) or not np.isfinite(prior).all():
-            return bad("prior: expected a finite (x, y, yaw)")
-        if (prior_cov.shape != (3, 3) or not np.isfinite(prior_cov).all()
-                or np.any(np.linalg.eigvalsh(0.5 * (prior_cov + prior_cov.T)) <= 0)):
-            return bad("prior_cov: expected a finite positive-definite 3x3 covariance")
+        problem = self._input_problem(image, camera, prior, prior_cov)
+        if problem:
+            return LocalizationResult(stamp, Status.BAD_INPUT, problem, timings_ms=timings)
 
-        # -- tiles
         t0 = time.perf_counter()
         try:
             patch = (aerial or self.tiles).read_patch(prior[:2], self.aerial_size, self.aerial_mpp)
@@ -264,8 +246,59 @@ class Localizer:
             return LocalizationResult(stamp, Status.NO_TILES, f"{type(exc).__name__}: {exc}", timings_ms=timings)
         timings["tiles"] = (time.perf_counter() - t0) * 1e3
 
-        # -- preprocessing
         t0 = time.perf_counter()
+        example, model_camera, scale = self._model_inputs(image, camera, patch, prior)
+        timings["preprocess"] = (time.perf_counter() - t0) * 1e3
+
+        t0 = time.perf_counter()
+        step = math.radians(self.config.matcher.yaw_search_step_deg)
+        if step > 0 and getattr(self.matcher, "yaw_search", True):
+            yaws = yaw_hypotheses(float(prior[2]), math.sqrt(prior_cov[2, 2]), step)
+        else:
+            yaws = prior[2:3]
+        try:
+            backend = self._backend_for(model_camera, example)
+            # Backends have static batch-1 shapes, so hypotheses run one after the other.
+            out, _ = pick_hypothesis([backend({**example, "prior_yaw": np.array([yaw], dtype=np.float32)})
+                                      for yaw in yaws])
+        except ValueError as exc:
+            timings["model"] = (time.perf_counter() - t0) * 1e3
+            return LocalizationResult(stamp, Status.BAD_INPUT, str(exc), timings_ms=timings)
+        timings["model"] = (time.perf_counter() - t0) * 1e3
+
+        t0 = time.perf_counter()
+        result = self._solve(out, patch, scale, stamp, timings)
+        result.yaw_hypotheses = len(yaws)
+        self._gate(result, prior, prior_cov, bool(out["valid"][0] > 0.5))
+        timings["solve"] = (time.perf_counter() - t0) * 1e3
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        return result
+
+    def _input_problem(self, image, camera: MountedCamera, prior: np.ndarray, prior_cov: np.ndarray) -> str:
+        """Why the frame is bad input (naming the argument), or "" when it is fine."""
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            return (f"image: expected (H, W, 3) uint8 RGB, got {getattr(image, 'shape', None)} "
+                    f"{getattr(image, 'dtype', type(image).__name__)}")
+        if (image.shape[1], image.shape[0]) != (camera.camera.width, camera.camera.height):
+            return (f"image: {image.shape[1]}x{image.shape[0]} does not match the camera model "
+                    f"{camera.camera.width}x{camera.camera.height}")
+        if camera.camera.kind == "panorama" and (abs(image.shape[1] - 2 * image.shape[0]) > 0.02 * image.shape[1]
+                                                 or image.shape[0] < 32):
+            return (f"image: {image.shape[1]}x{image.shape[0]} is not an equirectangular panorama "
+                    "(expected a 2:1 image at least 64x32; camera.model)")
+        if camera.camera.kind not in self.camera_models:
+            return (f"camera: a {camera.camera.kind} camera, but the matcher weights were trained for "
+                    f"{' and '.join(self.camera_models)} cameras only (matcher.weights; camera.model)")
+        if prior.shape != (3,) or not np.isfinite(prior).all():
+            return "prior: expected a finite (x, y, yaw)"
+        if (prior_cov.shape != (3, 3) or not np.isfinite(prior_cov).all()
+                or np.any(np.linalg.eigvalsh(0.5 * (prior_cov + prior_cov.T)) <= 0)):
+            return "prior_cov: expected a finite positive-definite 3x3 covariance"
+        return ""
+
+    def _model_inputs(self, image: np.ndarray, camera: MountedCamera, patch, prior: np.ndarray):
+        """The matcher's inputs (EXPORT_INPUTS as float32 arrays), its camera at the input size and
+        the (sx, sy) scale from the image to the matcher's ground input."""
         cam = camera.camera
         if isinstance(cam, PinholeCamera) and cam.is_distorted:
             image, undistorted = cam.undistort_image(image)
@@ -278,27 +311,11 @@ class Localizer:
             "aerial": (np.asarray(patch.image, dtype=np.float32) / 255.0).transpose(2, 0, 1)[None],
             "prior_yaw": np.array([prior[2]], dtype=np.float32),
         }
-        timings["preprocess"] = (time.perf_counter() - t0) * 1e3
+        return example, model_camera, np.array([sx, sy])
 
-        # -- model (once per yaw hypothesis; one unless the prior yaw is loose)
-        t0 = time.perf_counter()
-        step = math.radians(self.config.matcher.yaw_search_step_deg)
-        if step > 0 and getattr(self.matcher, "yaw_search", True):
-            yaws = yaw_hypotheses(float(prior[2]), math.sqrt(prior_cov[2, 2]), step)
-        else:
-            yaws = prior[2:3]
-        try:
-            backend = self._backend_for(model_camera, example)
-            # Backends have static batch-1 shapes, so hypotheses run one after the other.
-            outs = [backend({**example, "prior_yaw": np.array([yaw], dtype=np.float32)}) for yaw in yaws]
-        except ValueError as exc:
-            timings["model"] = (time.perf_counter() - t0) * 1e3
-            return bad(str(exc))
-        out, _ = pick_hypothesis(outs)
-        timings["model"] = (time.perf_counter() - t0) * 1e3
-
-        # -- solve: patch frame -> map, covariance calibration, confidence and gating
-        t0 = time.perf_counter()
+    def _solve(self, out: dict, patch, scale: np.ndarray, stamp: float, timings: dict) -> LocalizationResult:
+        """The matcher's output in the patch frame -> a result in `map` with the calibrated
+        covariance and the matches (status OK until the gates say otherwise)."""
         pose_patch = out["pose"][0].astype(float)
         pose = np.array([patch.cx + pose_patch[0], patch.cy + pose_patch[1], wrap(float(pose_patch[2]))])
         cov = self.covariance_scale * out["covariance"][0].astype(float) + self.covariance_floor
@@ -308,22 +325,26 @@ class Localizer:
         aerial_uv = out["matches_aerial_uv"][0][keep].astype(float)
         grid = MetricGrid(patch.image.shape[0], patch.image.shape[1], patch.mpp, patch.cx, patch.cy)
         map_xy = grid.pixel_to_metric(torch.as_tensor(aerial_uv)).numpy()
-        ground_uv = out["matches_ground_uv"][0][keep].astype(float) / np.array([sx, sy])
+        ground_uv = out["matches_ground_uv"][0][keep].astype(float) / scale
         matches = Matches(ground_uv, aerial_uv, map_xy, weights[keep])
         score = float(weights[keep].mean()) if keep.any() else 0.0
         result = LocalizationResult(stamp, Status.OK, "", pose, cov, matches, score, timings,
                                     coverage=float(getattr(patch, "coverage", 1.0)))
         result.aerial_image = np.asarray(patch.image)
-        result.yaw_hypotheses = len(yaws)
-        if not bool(out["valid"][0] > 0.5) or not np.isfinite(pose).all() or not np.isfinite(cov).all():
+        return result
+
+    def _gate(self, result: LocalizationResult, prior: np.ndarray, prior_cov: np.ndarray, valid: bool) -> None:
+        """Confidence gates, then the Mahalanobis gate against the prior (sets status and reason)."""
+        pose, cov, gate = result.pose, result.covariance, self.config.gate
+        if not valid or not np.isfinite(pose).all() or not np.isfinite(cov).all():
             result.status, result.reason = Status.LOW_CONFIDENCE, "the matcher found no consistent solution"
-        elif len(matches) < self.config.gate.min_matches:
+        elif len(result.matches) < gate.min_matches:
             result.status = Status.LOW_CONFIDENCE
-            result.reason = f"only {len(matches)} matches (< {self.config.gate.min_matches})"
-        elif score < self.config.gate.min_score:
+            result.reason = f"only {len(result.matches)} matches (< {gate.min_matches})"
+        elif result.score < gate.min_score:
             result.status = Status.LOW_CONFIDENCE
-            result.reason = f"mean match confidence {score:.3f} < {self.config.gate.min_score}"
-        elif math.sqrt(max(cov[0, 0], cov[1, 1])) > self.config.gate.max_std_xy_m:
+            result.reason = f"mean match confidence {result.score:.3f} < {gate.min_score}"
+        elif math.sqrt(max(cov[0, 0], cov[1, 1])) > gate.max_std_xy_m:
             result.status = Status.LOW_CONFIDENCE
             result.reason = f"position 1-sigma {math.sqrt(max(cov[0, 0], cov[1, 1])):.2f} m too large"
         else:
@@ -331,12 +352,9 @@ class Localizer:
             err[2] = wrap(err[2])
             d2 = float(err @ np.linalg.solve(prior_cov + cov, err))
             result.mahalanobis = d2
-            if d2 > self.config.gate.mahalanobis_threshold:
+            if d2 > gate.mahalanobis_threshold:
                 result.status = Status.REJECTED_BY_GATE
-                result.reason = f"Mahalanobis distance² {d2:.1f} to the prior > {self.config.gate.mahalanobis_threshold}"
-        timings["solve"] = (time.perf_counter() - t0) * 1e3
-        timings["total"] = (time.perf_counter() - t_start) * 1e3
-        return result
+                result.reason = f"Mahalanobis distance² {d2:.1f} to the prior > {gate.mahalanobis_threshold}"
 
 
 class _NoTileSource:
