@@ -63,15 +63,12 @@ def _errors(pred, truth):
 
 def run(args: argparse.Namespace) -> int:
     import math
-    import time
     from dataclasses import replace
 
     import torch
 
     from cvfm_ros.config import atomic_write_text, load_config
-    from cvfm_ros.model import (BaselineConfig, ClassicalBaseline, LossConfig, MatcherConfig, OnnxMatcher,
-                                ViewBridgeLoss, ViewBridgeMatcher, count_parameters, export_onnx,
-                                ground_truth_assignment)
+    from cvfm_ros.model import MatcherConfig, ViewBridgeMatcher, count_parameters
     from cvfm_ros.model.toy import flat_world_batch, tiny_matcher_config
 
     if args.threads < 1 or args.repeat < 1 or args.batch < 1 or args.mpp <= 0:
@@ -100,6 +97,22 @@ def run(args: argparse.Namespace) -> int:
                                 config.lifting.bev_cells, yaw_noise, seed=seed)
 
     batch1, _ = sample(1, 12345)
+    _forward_times(model, batch1, args, results)
+    if args.flat_world_steps > 0:
+        _flat_world_run(model, sample, camera, config, args, results)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _forward_times(model, batch1: dict, args: argparse.Namespace, results: dict) -> None:
+    """Median forward time per pair in torch and (with --onnx) ONNX Runtime into `results`."""
+    import time
+
+    import torch
+
+    from cvfm_ros.model import OnnxMatcher, export_onnx
+
     model.eval()
     with torch.no_grad():
         model(batch1)
@@ -124,44 +137,50 @@ def run(args: argparse.Namespace) -> int:
         results["onnx_forward_ms"] = 1000 * sorted(times)[len(times) // 2]
         print(f"ONNX Runtime forward per pair: {results['onnx_forward_ms']:.1f} ms")
 
-    if args.flat_world_steps > 0:
-        model.train()
-        loss_fn = ViewBridgeLoss(LossConfig(pose_warmup_steps=args.pose_warmup))
-        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.flat_world_steps, pct_start=0.1)
-        start = time.perf_counter()
-        for step in range(args.flat_world_steps):
-            batch, targets = sample(args.batch, 1000 + step)
-            terms = loss_fn(model, model(batch), targets, step=step)
-            opt.zero_grad()
-            terms["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            if step % max(1, args.flat_world_steps // 10) == 0 or step == args.flat_world_steps - 1:
-                print(f"step {step}: " + ", ".join(f"{k} {float(v.detach()):.3f}" for k, v in terms.items()), flush=True)
-        results["train_s"] = time.perf_counter() - start
-        model.eval()
-        batch, targets = sample(args.eval_pairs, 7)
-        with torch.no_grad():
-            out = model(batch)
-        gt = ground_truth_assignment(model, out, targets)
-        positive = gt["row_target"] < out["match_prob"].shape[2]
-        top1 = (out["match_prob"].argmax(-1) == gt["row_target"])[positive].float().mean()
-        results["matcher"] = dict(_errors(out["pose"], targets["pose"]), valid=float(out["valid"].float().mean()),
-                                  cell_top1=float(top1))
-        if out["valid"].any():
-            results["matcher_valid_only"] = _errors(out["pose"][out["valid"]], targets["pose"][out["valid"]])
-        print("matcher on held-out flat worlds:", json.dumps(results["matcher"]))
-        if "matcher_valid_only" in results:
-            print("  on the pairs it calls valid:", json.dumps(results["matcher_valid_only"]))
-        if args.orientation == "known":
-            template = int(min(config.aerial_hw) * 0.75)
-            baseline = ClassicalBaseline(BaselineConfig(ground_hw=config.ground_hw, aerial_hw=config.aerial_hw,
-                                                        template_px=template), camera)
-            bout = baseline(batch)
-            results["baseline"] = dict(_errors(bout["pose"], targets["pose"]), valid=float(bout["valid"].float().mean()))
-            print("baseline on the same pairs:", json.dumps(results["baseline"]))
-    if args.json:
-        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
-    return 0
+
+def _flat_world_run(model, sample, camera, config, args: argparse.Namespace, results: dict) -> None:
+    """Train on flat textured worlds for --flat-world-steps and score on held-out ones (and the
+    classical baseline on the same pairs) into `results`."""
+    import time
+
+    import torch
+
+    from cvfm_ros.model import BaselineConfig, ClassicalBaseline, LossConfig, ViewBridgeLoss, ground_truth_assignment
+
+    model.train()
+    loss_fn = ViewBridgeLoss(LossConfig(pose_warmup_steps=args.pose_warmup))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.flat_world_steps, pct_start=0.1)
+    start = time.perf_counter()
+    for step in range(args.flat_world_steps):
+        batch, targets = sample(args.batch, 1000 + step)
+        terms = loss_fn(model, model(batch), targets, step=step)
+        opt.zero_grad()
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        if step % max(1, args.flat_world_steps // 10) == 0 or step == args.flat_world_steps - 1:
+            print(f"step {step}: " + ", ".join(f"{k} {float(v.detach()):.3f}" for k, v in terms.items()), flush=True)
+    results["train_s"] = time.perf_counter() - start
+    model.eval()
+    batch, targets = sample(args.eval_pairs, 7)
+    with torch.no_grad():
+        out = model(batch)
+    gt = ground_truth_assignment(model, out, targets)
+    positive = gt["row_target"] < out["match_prob"].shape[2]
+    top1 = (out["match_prob"].argmax(-1) == gt["row_target"])[positive].float().mean()
+    results["matcher"] = dict(_errors(out["pose"], targets["pose"]), valid=float(out["valid"].float().mean()),
+                              cell_top1=float(top1))
+    if out["valid"].any():
+        results["matcher_valid_only"] = _errors(out["pose"][out["valid"]], targets["pose"][out["valid"]])
+    print("matcher on held-out flat worlds:", json.dumps(results["matcher"]))
+    if "matcher_valid_only" in results:
+        print("  on the pairs it calls valid:", json.dumps(results["matcher_valid_only"]))
+    if args.orientation == "known":
+        template = int(min(config.aerial_hw) * 0.75)
+        baseline = ClassicalBaseline(BaselineConfig(ground_hw=config.ground_hw, aerial_hw=config.aerial_hw,
+                                                    template_px=template), camera)
+        bout = baseline(batch)
+        results["baseline"] = dict(_errors(bout["pose"], targets["pose"]), valid=float(bout["valid"].float().mean()))
+        print("baseline on the same pairs:", json.dumps(results["baseline"]))

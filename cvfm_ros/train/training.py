@@ -216,6 +216,53 @@ def _distributed() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
+def _starting_weights(cfg: TrainConfig, model: ViewBridgeMatcher, opt: torch.optim.Optimizer, last: Path | None,
+                      rank: int) -> int:
+    """Load what the run starts from: `last` (resume: weights, optimizer, step) if it exists, else
+    `init_from` (whole, or where name and shape fit with `init_partial`). Returns the step."""
+    if last is not None and last.is_file():
+        payload = read_checkpoint(last)
+        load_weights(model, payload["state_dict"], f"checkpoint {last}")
+        extra = payload.get("extra", {})
+        if "optimizer" in extra:
+            opt.load_state_dict(extra["optimizer"])
+        return int(extra.get("step", 0))
+    if cfg.init_from and cfg.init_partial:
+        copied = copy_fitting_weights(model, load_matcher(cfg.init_from).state_dict())
+        if rank == 0:
+            print(f"init_from {cfg.init_from}: {copied} of {len(model.state_dict())} tensors copied (init_partial)")
+    elif cfg.init_from:
+        try:
+            start = load_matcher(cfg.init_from, config=model.config)
+        except ValueError as exc:
+            raise ValueError(f"init_from: {exc}") from exc
+        model.load_state_dict(start.state_dict())
+    return 0
+
+
+def _loader(cfg: TrainConfig, model: ViewBridgeMatcher, step: int, rank: int,
+            world_size: int) -> torch.utils.data.DataLoader:
+    """Batches that share one camera each: on-the-fly synthetic pairs or a dataset folder; a
+    resumed run (`step` > 0) draws new ones."""
+    mconf = model.config
+    if cfg.data.source == "synth":
+        dataset = TrainingPairs(cfg.data, mconf, model.bev_grid, cfg.optim.batch_size)
+        sampler = BlockShuffleSampler(len(dataset), cfg.optim.batch_size, cfg.data.seed, rank, world_size)
+        sampler.epoch = step
+        batching = {"batch_size": cfg.optim.batch_size, "sampler": sampler}
+    else:
+        dataset = DatasetPairs(cfg.data.source, mconf.ground_hw, mconf.aerial_hw[0], mconf.aerial_hw[0] * cfg.data.aerial_mpp,
+                               split=cfg.data.split, bev_grid=model.bev_grid, correspondences=cfg.data.correspondences,
+                               prior_yaw_noise_deg=cfg.data.prior_yaw_noise_deg, max_offset_frac=cfg.data.max_offset_frac,
+                               seed=cfg.data.seed)
+        batch_sampler = CameraGroupedBatchSampler(dataset.keys, cfg.optim.batch_size, cfg.data.seed, rank, world_size)
+        batch_sampler.epoch = step
+        batching = {"batch_sampler": batch_sampler}
+    return torch.utils.data.DataLoader(dataset, **batching, num_workers=cfg.data.workers,
+                                       persistent_workers=cfg.data.workers > 0,
+                                       prefetch_factor=4 if cfg.data.workers > 0 else None)
+
+
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_at: int | None = None) -> Path:
     """Run (or resume) training; returns the path of the last checkpoint.
 
@@ -235,43 +282,11 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_at:
     # Frozen pretrained backbones have no gradient and no optimizer state.
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
-    step = 0
     last = out / "last.pt"
-    if resume and last.is_file():
-        payload = read_checkpoint(last)
-        load_weights(model, payload["state_dict"], f"checkpoint {last}")
-        extra = payload.get("extra", {})
-        if "optimizer" in extra:
-            opt.load_state_dict(extra["optimizer"])
-        step = int(extra.get("step", 0))
-    elif cfg.init_from and cfg.init_partial:
-        copied = copy_fitting_weights(model, load_matcher(cfg.init_from).state_dict())
-        if rank == 0:
-            print(f"init_from {cfg.init_from}: {copied} of {len(model.state_dict())} tensors copied (init_partial)")
-    elif cfg.init_from:
-        try:
-            start = load_matcher(cfg.init_from, config=mconf)
-        except ValueError as exc:
-            raise ValueError(f"init_from: {exc}") from exc
-        model.load_state_dict(start.state_dict())
+    step = _starting_weights(cfg, model, opt, last if resume else None, rank)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
     hg, wg = mconf.ground_hw
-    if cfg.data.source == "synth":
-        dataset = TrainingPairs(cfg.data, mconf, model.bev_grid, cfg.optim.batch_size)
-        sampler = BlockShuffleSampler(len(dataset), cfg.optim.batch_size, cfg.data.seed, rank, world_size)
-        sampler.epoch = step  # a resumed run draws new blocks
-        batching = {"batch_size": cfg.optim.batch_size, "sampler": sampler}
-    else:
-        dataset = DatasetPairs(cfg.data.source, mconf.ground_hw, mconf.aerial_hw[0], mconf.aerial_hw[0] * cfg.data.aerial_mpp,
-                               split=cfg.data.split, bev_grid=model.bev_grid, correspondences=cfg.data.correspondences,
-                               prior_yaw_noise_deg=cfg.data.prior_yaw_noise_deg, max_offset_frac=cfg.data.max_offset_frac,
-                               seed=cfg.data.seed)
-        batch_sampler = CameraGroupedBatchSampler(dataset.keys, cfg.optim.batch_size, cfg.data.seed, rank, world_size)
-        batch_sampler.epoch = step  # a resumed run draws new batches
-        batching = {"batch_sampler": batch_sampler}
-    loader = torch.utils.data.DataLoader(dataset, **batching, num_workers=cfg.data.workers,
-                                         persistent_workers=cfg.data.workers > 0,
-                                         prefetch_factor=4 if cfg.data.workers > 0 else None)
+    loader = _loader(cfg, model, step, rank, world_size)
 
     def schedule(s: int) -> float:  # linear warm-up, then cosine decay
         warmup = min(1.0, (s + 1) / max(cfg.optim.warmup_steps, 1))
