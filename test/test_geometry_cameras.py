@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from cvfm_ros.geometry import BASE_FROM_OPTICAL, MountedCamera, PanoramaCamera, PinholeCamera
+from cvfm_ros.geometry import BASE_FROM_OPTICAL, CameraRig, MountedCamera, PanoramaCamera, PinholeCamera
 
 
 def test_panorama_roundtrip():
@@ -89,3 +89,38 @@ def test_mounted_panorama_rays():
     # the ray from the lens through that pixel hits the ground at the original point
     hit = torch.tensor([0.0, 0.0, 2.0]) + ray[0] * (2.0 / -ray[0, 2])
     assert hit.tolist() == pytest.approx([5.0, 0.0, 0.0], abs=1e-4)
+
+
+def test_rig_cameras_look_where_they_are_named():
+    cam = PinholeCamera(64.0, 64.0, 63.5, 31.5, 128, 64)
+    rig = CameraRig.ring(cam, height_m=1.5, pitch_down_rad=math.radians(5))
+    assert rig.names == ("front", "left", "rear", "right") and len(rig) == 4 and rig.size == (128, 64)
+    # Points 10 m away at the cameras' height, in front of, left of, behind and right of the robot.
+    points = torch.tensor([[10.0, 0.0, 1.5], [0.0, 10.0, 1.5], [-10.0, 0.0, 1.5], [0.0, -10.0, 1.5],
+                           [0.0, 0.0, 50.0]])
+    pixels, valid = rig.project_base_points(points)
+    assert pixels.shape == (4, 5, 2) and valid.shape == (4, 5)
+    for i in range(4):  # camera i sees point i at its centre column, and no camera sees the zenith
+        assert valid[i, i] and pixels[i, i, 0] == pytest.approx(63.5, abs=1e-3)
+    assert int(valid[:, :4].sum()) == 4 and not valid[:, 4].any()
+    uv, index, seen = rig.first_view(points)
+    assert index.tolist() == [0, 1, 2, 3, -1] and seen.tolist() == [True] * 4 + [False]
+    assert torch.allclose(uv[1], pixels[1, 1])
+    # The general mount: a camera 0.5 m left of base_link, turned right, sees a point ahead-right.
+    side = MountedCamera.pinhole(cam, 1.5, yaw_rad=-math.pi / 2, position_xy=(0.0, 0.5))
+    uv, ok = side.project_base_points(torch.tensor([[0.0, -9.5, 1.5]]))
+    assert ok.all() and uv[0].tolist() == pytest.approx([63.5, 31.5 - 64 * math.tan(0.0)], abs=1e-3)
+
+
+def test_rig_refuses_mixed_sizes_unknown_positions_and_duplicate_names():
+    cam = PinholeCamera(64.0, 64.0, 63.5, 31.5, 128, 64)
+    with pytest.raises(ValueError, match="same size"):
+        CameraRig((MountedCamera.forward_pinhole(cam, 1.5), MountedCamera.panorama(256, 128, 1.5)))
+    with pytest.raises(ValueError, match="unknown position"):
+        CameraRig.ring(cam, 1.5, names=("front", "up"))
+    with pytest.raises(ValueError, match="distinct"):
+        CameraRig.ring(cam, 1.5, names=("front", "front"))
+    with pytest.raises(ValueError, match="one or more"):
+        CameraRig(())
+    resized = CameraRig.ring(cam, 1.5).resized(64, 32)
+    assert resized.size == (64, 32) and resized.cameras[0].camera.fx == pytest.approx(32.0)

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cvfm_ros.geometry import MountedCamera, PinholeCamera, rotation_2d, sample_image
+from cvfm_ros.geometry import CameraRig, MountedCamera, PinholeCamera, rotation_2d, sample_image
 from cvfm_ros.model import (LossConfig, ViewBridgeLoss, ViewBridgeMatcher, ground_truth_assignment)
 from cvfm_ros.model.lifting import BEVLifter, LiftingConfig
 from cvfm_ros.model.losses import matching_loss, subcell_loss, surface_loss, virtual_correspondence_loss
@@ -387,3 +387,52 @@ def test_camera_passed_per_call_overrides_the_default_without_changing_it():
     assert model.camera is PANO
     torch.testing.assert_close(per_call["pose"], expected["pose"])
     torch.testing.assert_close(per_call["matches_ground_uv"], expected["matches_ground_uv"])
+
+
+RIG = CameraRig.ring(PinholeCamera(32.0, 32.0, 31.5, 15.5, 64, 32), 1.6, pitch_down_rad=math.radians(20))
+
+
+def test_rig_lifting_fills_one_bev_from_every_camera():
+    """Issue 14: a 4-pinhole rig lifted into one BEV sees all around (a single pinhole a wedge),
+    and every seen cell carries the world colour under it, whichever camera saw it."""
+    gen = torch.Generator().manual_seed(3)
+    aerial = random_texture(1, 64, 64, gen, scales=(8, 16))
+    pose = torch.tensor([[1.0, -0.5, 0.4]])
+    ground = torch.stack([render_flat_world(aerial, 0.5, pose, c)["ground"] for c in RIG.cameras], 1)
+    cfg = LiftingConfig(bev_cells=10, bev_cell_m=1.0, num_heights=3, height_min_m=-1.0, height_max_m=1.0)
+    lifter = BEVLifter(cfg, feature_channels=3)
+    bev_yaw = pose[:, 2]
+    out = lifter(ground, (32, 64), RIG, bev_yaw)
+    single = lifter(ground[:, 0], (32, 64), RIG.cameras[0], bev_yaw)
+    seen = out["point_valid"][:, 1]
+    assert seen.float().mean() > 3 * single["point_valid"][:, 1].float().mean()
+    base = lifter.points_in_base(bev_yaw)[:, 1, :, :2]
+    world = base @ rotation_2d(pose[:, 2]).transpose(1, 2) + pose[:, None, :2]
+    truth = sample_image(aerial, aerial_metric_to_pixels(world, (64, 64), torch.tensor([0.5])))
+    pixels, valid = RIG.project_base_points(lifter.points_in_base(bev_yaw)[:, 1])
+    interior = ((pixels[..., 0] > 0.5) & (pixels[..., 0] < 62.5) & (pixels[..., 1] > 0.5) & (pixels[..., 1] < 30.5)
+                | ~valid).all(0)  # away from every seeing camera's border (bilinear fade)
+    err = (out["volume"][:, :, 1] - truth).abs().amax(1)[seen & interior]
+    assert err.numel() > 20 and err.median() < 0.02 and err.max() < 0.1
+
+
+def test_a_rig_of_one_camera_is_that_camera_and_rig_input_is_checked():
+    torch.manual_seed(0)
+    pinhole = RIG.cameras[1]
+    batch, _ = flat_world_batch(1, (32, 32), 0.5, pinhole, max_offset_m=3.0, bev_cells=8, seed=4)
+    model = _tiny().eval()
+    with torch.no_grad():
+        single = model({**batch, "camera": pinhole})
+        rig = model({**batch, "camera": CameraRig((pinhole,)), "ground": batch["ground"][:, None]})
+        four = model({**batch, "camera": RIG, "ground": batch["ground"][:, None].expand(-1, 4, -1, -1, -1)})
+    for key in ("pose", "covariance", "matches_ground_uv", "match_weights"):
+        torch.testing.assert_close(rig[key], single[key])
+    assert four["pose"].shape == (1, 3) and four["matches_ground_camera"].shape == four["match_weights"].shape
+    seen = four["matches_ground_camera"] >= 0
+    assert (four["matches_ground_uv"][seen] >= -0.5).all() and (four["matches_ground_uv"][~seen] == -1).all()
+    assert four["bev_valid"].float().mean() > 2 * single["bev_valid"].float().mean()
+    with pytest.raises(ValueError, match="ground"):  # one image for a rig of four
+        model({**batch, "camera": RIG})
+    up = MountedCamera.pinhole(RIG.cameras[0].camera, 1000.0, yaw_rad=math.pi)  # sees no BEV point
+    with pytest.raises(ValueError, match="rig camera 2 \\(rear\\): camera: sees no BEV cell"):
+        model.check_camera(CameraRig((*RIG.cameras[:2], up), ("front", "left", "rear")))

@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="evaluate on real labelled pairs listed in this manifest (format of "
                              "../shared/data/real/pairs.json) instead of a synthetic benchmark")
     parser.add_argument("--priors", type=int, default=8, help="with --real: prior draws per pair (protocol: 8)")
-    parser.add_argument("--camera", default="panorama", choices=["panorama", "pinhole"],
-                        help="synthetic benchmarks: the ground camera (pinhole: 90 deg horizontal FOV, looking forward)")
+    parser.add_argument("--camera", default="panorama", choices=["panorama", "pinhole", "rig"],
+                        help="synthetic benchmarks: the ground camera (pinhole: 90 deg horizontal FOV, looking forward; "
+                             "rig: four such pinholes looking front, left, rear and right, lifted into one BEV)")
     parser.add_argument("--matcher", default="model", choices=["model", "baseline"])
     parser.add_argument("--weights", default="", help="checkpoint (default: the shipped weights)")
     parser.add_argument("--orientation", default="known", choices=["known", "unknown"],

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..config import atomic_write_bytes
-from ..geometry import SE3, MountedCamera, PinholeCamera, wrap_angle
+from ..geometry import SE3, CameraRig, MountedCamera, PinholeCamera, wrap_angle
 from .metrics import match_precision, position_error_m, recall, summarize, yaw_error_deg
 
 BENCHMARKS = {"synth-same": ("seen", 50_000), "synth-cross": ("unseen", 60_000)}
@@ -37,13 +37,60 @@ def benchmark_pinhole(ground_hw: tuple[int, int], rng: np.random.Generator) -> M
                                          math.radians(float(rng.uniform(0, 8))))
 
 
+RIG_CAMERAS = ("front", "left", "rear", "right")
+CAMERAS = ("panorama", "pinhole", "rig")
+
+
+def benchmark_rig(ground_hw: tuple[int, int], rng: np.random.Generator) -> CameraRig:
+    """The ground cameras of a rig benchmark pair: four benchmark pinholes (90 deg horizontal FOV,
+    square pixels) at one point looking front, left, rear and right, pitched 0-8 deg down (all
+    alike), mounted 1.4-2.2 m high: together they see all around, as a panorama does."""
+    hg, wg = ground_hw
+    height = float(rng.uniform(1.4, 2.2))
+    f = 0.5 * wg / math.tan(math.radians(PINHOLE_HFOV_DEG) / 2)
+    return CameraRig.ring(PinholeCamera(f, f, (wg - 1) / 2, (hg - 1) / 2, wg, hg), height, RIG_CAMERAS,
+                          math.radians(float(rng.uniform(0, 8))))
+
+
+def _camera_arrays(camera: MountedCamera | CameraRig) -> dict[str, np.ndarray]:
+    """How a benchmark file stores its ground camera(s): extrinsics (4, 4) and pinhole intrinsics
+    (fx, fy, cx, cy) (zeros for a panorama); (R, 4, 4) and (R, 4) for a rig."""
+    def one(c: MountedCamera) -> tuple[np.ndarray, np.ndarray]:
+        k = c.camera
+        intrinsics = [k.fx, k.fy, k.cx, k.cy] if k.kind == "pinhole" else [0.0] * 4
+        return c.base_from_camera.matrix().numpy(), np.array(intrinsics)
+    if isinstance(camera, CameraRig):
+        rows = [one(c) for c in camera.cameras]
+        return {"base_from_camera": np.stack([m for m, _ in rows]), "intrinsics": np.stack([k for _, k in rows])}
+    m, k = one(camera)
+    return {"base_from_camera": m, "intrinsics": k}
+
+
+def _stored_camera(d, ground_hw: tuple[int, int]) -> MountedCamera | CameraRig:
+    """The ground camera(s) of a benchmark file at the matcher's input size (see _camera_arrays)."""
+    hg, wg = ground_hw
+    if d["ground"].ndim == 4:  # a rig: one pinhole per image
+        return CameraRig(tuple(_stored_pinhole(k, m, wg, hg) for k, m in zip(d["intrinsics"], d["base_from_camera"])),
+                         RIG_CAMERAS[:d["ground"].shape[0]] if d["ground"].shape[0] <= len(RIG_CAMERAS) else ())
+    if "intrinsics" in d and float(d["intrinsics"][0]) > 0:  # a pinhole benchmark pair
+        return _stored_pinhole(d["intrinsics"], d["base_from_camera"], wg, hg)
+    return MountedCamera.panorama(wg, hg, float(d["camera_height"]))
+
+
+def _stored_pinhole(intrinsics: np.ndarray, base_from_camera: np.ndarray, width: int, height: int) -> MountedCamera:
+    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    m = torch.from_numpy(np.asarray(base_from_camera)).double()
+    return MountedCamera(PinholeCamera(fx, fy, cx, cy, width, height), SE3(m[:3, :3], m[:3, 3]))
+
+
 def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tuple[int, int],
                     aerial_px: int, mpp: float, yaw_noise_deg: float, camera: str = "panorama") -> list[Path]:
-    """Generate (once) and return the .npz files of a benchmark draw (`camera`: panorama or pinhole)."""
+    """Generate (once) and return the .npz files of a benchmark draw (`camera`: one of CAMERAS)."""
     from ..data.synth import SEEN_STYLES, UNSEEN_STYLES, generate_world, make_pair
+    from ..data.synth.pairs import camera_height_m
 
-    if camera not in ("panorama", "pinhole"):
-        raise ValueError(f"--camera: expected 'panorama' or 'pinhole', got {camera!r}")
+    if camera not in CAMERAS:
+        raise ValueError(f"--camera: expected one of {', '.join(CAMERAS)}, got {camera!r}")
     if name not in BENCHMARKS:
         raise ValueError(f"--benchmark: expected one of {sorted(BENCHMARKS)}, got {name!r}")
     kind, seed_base = BENCHMARKS[name]
@@ -61,7 +108,9 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
             world = generate_world(styles[(i // per_world) % len(styles)], seed_base + seed * 1000 + i // per_world,
                                    size_m=160.0)
         rng = np.random.default_rng([seed_base, seed, i])
-        mounted = None if camera == "panorama" else benchmark_pinhole(ground_hw, np.random.default_rng([seed_base, seed, i, 1]))
+        camera_rng = np.random.default_rng([seed_base, seed, i, 1])
+        mounted = {"panorama": lambda: None, "pinhole": lambda: benchmark_pinhole(ground_hw, camera_rng),
+                   "rig": lambda: benchmark_rig(ground_hw, camera_rng)}[camera]()
         s = make_pair(world, rng, camera="pano" if mounted is None else "pinhole", ground_size=(ground_hw[1], ground_hw[0]),
                       aerial_size=aerial_px, mpp=mpp, max_offset_frac=PRIOR_XY_M / (aerial_px * mpp / 2),
                       prior_yaw_noise_deg=yaw_noise_deg, camera_override=mounted)
@@ -69,10 +118,7 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
         buf = io.BytesIO()
         np.savez_compressed(buf, ground=s.ground, aerial=s.aerial, pose=s.pose, center=s.aerial_center,
                             prior_yaw=s.prior_yaw, aerial_uv=s.aerial_uv, visible=s.visible,
-                            camera_height=float(s.camera.base_from_camera.translation[2]), style=s.style,
-                            base_from_camera=s.camera.base_from_camera.matrix().numpy(),
-                            intrinsics=np.array([s.camera.camera.fx, s.camera.camera.fy, s.camera.camera.cx,
-                                                 s.camera.camera.cy] if camera == "pinhole" else [0.0] * 4))
+                            camera_height=camera_height_m(s.camera), style=s.style, **_camera_arrays(s.camera))
         atomic_write_bytes(path, buf.getvalue())
     return files
 
@@ -81,14 +127,8 @@ def load_pair(path: Path, matcher: torch.nn.Module, mpp: float) -> tuple[dict, n
     """A benchmark pair ready for `matcher` (the ground camera in the batch): the batch, the true
     pose (3,) of base_link in the patch frame, and the stored arrays."""
     d = np.load(path)
-    hg, wg = matcher.config.ground_hw
-    if "intrinsics" in d and float(d["intrinsics"][0]) > 0:  # a pinhole benchmark pair
-        fx, fy, cx, cy = (float(v) for v in d["intrinsics"])
-        m = torch.from_numpy(d["base_from_camera"]).double()
-        camera = MountedCamera(PinholeCamera(fx, fy, cx, cy, wg, hg), SE3(m[:3, :3], m[:3, 3]))
-    else:
-        camera = MountedCamera.panorama(wg, hg, float(d["camera_height"]))
-    batch = {"camera": camera, "ground": torch.from_numpy(d["ground"].transpose(2, 0, 1).copy()).float()[None] / 255,
+    camera = _stored_camera(d, matcher.config.ground_hw)
+    batch = {"camera": camera, "ground": torch.from_numpy(np.moveaxis(d["ground"], -1, -3).copy()).float()[None] / 255,
              "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
              "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
     truth = np.array([d["pose"][0] - d["center"][0], d["pose"][1] - d["center"][1], d["pose"][2]])
@@ -127,7 +167,13 @@ def evaluate(matcher: torch.nn.Module, files: list[Path], mpp: float, progress: 
         a = out["matches_aerial_uv"][0].numpy()
         u = np.clip(np.rint(g[:, 0]).astype(int), 0, wg - 1)
         v = np.clip(np.rint(g[:, 1]).astype(int), 0, hg - 1)
-        true_uv = np.where(d["visible"][v, u][:, None] & (g[:, :1] >= 0), d["aerial_uv"][v, u], np.nan)
+        visible, aerial_uv = d["visible"], d["aerial_uv"]
+        if visible.ndim == 3:  # a rig: the truth of the camera each match was seen in
+            cam = np.clip(out["matches_ground_camera"][0].numpy(), 0, visible.shape[0] - 1)
+            visible, aerial_uv = visible[cam, v, u], aerial_uv[cam, v, u]
+        else:
+            visible, aerial_uv = visible[v, u], aerial_uv[v, u]
+        true_uv = np.where(visible[:, None] & (g[:, :1] >= 0), aerial_uv, np.nan)
         keep = w > 0
         prec.append(match_precision(a[keep], true_uv[keep], w[keep], top_k=30))
     pos, yaw = np.array(pos_err), np.array(yaw_err)

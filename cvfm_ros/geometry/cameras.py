@@ -189,10 +189,20 @@ class MountedCamera:
     @classmethod
     def forward_pinhole(cls, camera: PinholeCamera, height_m: float, pitch_down_rad: float = 0.0) -> "MountedCamera":
         """A pinhole looking along base_link +x, `height_m` up, tilted down by `pitch_down_rad`."""
+        return cls.pinhole(camera, height_m, yaw_rad=0.0, pitch_down_rad=pitch_down_rad)
+
+    @classmethod
+    def pinhole(cls, camera: PinholeCamera, height_m: float, yaw_rad: float = 0.0, pitch_down_rad: float = 0.0,
+                position_xy: tuple[float, float] = (0.0, 0.0)) -> "MountedCamera":
+        """A pinhole at (`position_xy`, `height_m`) in base_link, looking along base_link +x turned
+        by `yaw_rad` (CCW seen from above: pi/2 looks left) and tilted down by `pitch_down_rad`."""
         c, s = math.cos(pitch_down_rad), math.sin(pitch_down_rad)
         # Pitch about base_link +y: positive pitch turns +x towards -z (down).
         pitch = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-        return cls(camera, SE3(pitch @ BASE_FROM_OPTICAL, torch.tensor([0.0, 0.0, float(height_m)])))
+        cy, sy = math.cos(yaw_rad), math.sin(yaw_rad)
+        yaw = torch.tensor([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
+        translation = torch.tensor([float(position_xy[0]), float(position_xy[1]), float(height_m)])
+        return cls(camera, SE3(yaw @ pitch @ BASE_FROM_OPTICAL, translation))
 
     def resized(self, width: int, height: int) -> "MountedCamera":
         """The same mounted camera for the image resized to width x height."""
@@ -214,3 +224,70 @@ class MountedCamera:
         """Pixels (..., 2) -> ray directions (..., 3) in `base_link` axes (not normalised)."""
         rays = self.camera.unproject(pixels)
         return rays @ self.base_from_camera.rotation.to(rays).transpose(-1, -2)
+
+
+# Yaw of each named rig position (CCW from base_link +x, seen from above).
+RIG_POSITIONS = {"front": 0.0, "left": math.pi / 2, "rear": math.pi, "right": -math.pi / 2,
+                 "front_left": math.pi / 4, "front_right": -math.pi / 4, "rear_left": 3 * math.pi / 4,
+                 "rear_right": -3 * math.pi / 4}
+
+
+@dataclass(frozen=True)
+class CameraRig:
+    """Several mounted cameras of one robot whose images are lifted into one BEV.
+
+    Every camera's image has the same size (the matcher resizes each to its input size first), so
+    the rig's images stack into one (N, 3, H, W) tensor; camera i is `cameras[i]`, `names[i]`.
+    Convention: each camera's `base_from_camera` is its own pose in `base_link` (as for a single
+    camera); the rig adds no frame of its own.
+    """
+
+    cameras: tuple[MountedCamera, ...]
+    names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.cameras or not all(isinstance(c, MountedCamera) for c in self.cameras):
+            raise ValueError("CameraRig: expected one or more MountedCamera")
+        sizes = {(c.camera.width, c.camera.height) for c in self.cameras}
+        if len(sizes) != 1:
+            raise ValueError(f"CameraRig: every camera's image must have the same size, got {sorted(sizes)} (WxH)")
+        if self.names and len(self.names) != len(self.cameras):
+            raise ValueError(f"CameraRig: {len(self.names)} names for {len(self.cameras)} cameras")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"CameraRig: camera names must be distinct, got {list(self.names)}")
+
+    @classmethod
+    def ring(cls, camera: PinholeCamera, height_m: float, names: tuple[str, ...] | list[str] = ("front", "left", "rear", "right"),
+             pitch_down_rad: float = 0.0) -> "CameraRig":
+        """Identical pinholes at one point, each looking towards a named position of RIG_POSITIONS."""
+        unknown = [n for n in names if n not in RIG_POSITIONS]
+        if unknown:
+            raise ValueError(f"rig cameras: unknown position(s) {unknown}; expected names from {sorted(RIG_POSITIONS)}")
+        return cls(tuple(MountedCamera.pinhole(camera, height_m, RIG_POSITIONS[n], pitch_down_rad) for n in names),
+                   tuple(names))
+
+    def __len__(self) -> int:
+        return len(self.cameras)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of every camera's image."""
+        return self.cameras[0].camera.width, self.cameras[0].camera.height
+
+    def resized(self, width: int, height: int) -> "CameraRig":
+        """The same rig for images resized to width x height."""
+        return CameraRig(tuple(c.resized(width, height) for c in self.cameras), self.names)
+
+    def project_base_points(self, points_base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points (..., 3) in `base_link` -> pixels (N, ..., 2) and valid (N, ...) in each camera."""
+        projected = [c.project_base_points(points_base) for c in self.cameras]
+        return torch.stack([p for p, _ in projected]), torch.stack([v for _, v in projected])
+
+    def first_view(self, points_base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Points (..., 3) -> pixels (..., 2) in the first camera that sees each, that camera's
+        index (...,) (int64, -1 where none does) and seen (...,) bool."""
+        pixels, valid = self.project_base_points(points_base)
+        seen = valid.any(0)
+        index = torch.where(seen, valid.to(torch.int64).argmax(0), torch.full_like(seen, -1, dtype=torch.int64))
+        gather = index.clamp(min=0).unsqueeze(0).unsqueeze(-1).expand(1, *pixels.shape[1:])
+        return torch.gather(pixels, 0, gather).squeeze(0), index, seen

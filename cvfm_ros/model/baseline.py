@@ -229,6 +229,9 @@ class ClassicalBaseline(nn.Module):
             res["best_ncc"].append(torch.tensor(best, dtype=torch.float64))
         out = {key: torch.stack(vals).to(torch.bool if key == "valid" else torch.float32) for key, vals in res.items()}
         out["surface_height"] = torch.zeros(b, t, t)
+        # one camera: every match is seen in camera 0 (-1 where the template point is unseen)
+        seen = out["match_weights"] > 0
+        out["matches_ground_camera"] = torch.where(seen, torch.zeros_like(seen, dtype=torch.int64), -1)
         # the localizer's output contract; the baseline searches yaw itself and is never ranked by it
         out["effective_inliers"] = effective_count(out["match_weights"])
         return out

@@ -1,13 +1,13 @@
-"""The one export contract of the matcher (ONNX at fixed input shapes), and running the exported
-file with ONNX Runtime. `cvfm-ros export` writes it, the runtime's ONNX Runtime and TensorRT
-backends run it, docs/MODEL.md documents it.
+"""The one export contract of the matcher (ONNX at fixed input shapes), and running the exported file
+with ONNX Runtime. `cvfm-ros export` writes it, the runtime's ONNX Runtime and TensorRT backends run
+it, docs/MODEL.md documents it.
 
-The exported graph takes EXPORT_INPUTS: `ground` (B, 3, Hg, Wg), `aerial` (B, 3, Ha, Wa) and
-`prior_yaw` (B,) (float32), and returns EXPORT_OUTPUTS in that order (float32). The camera and
-the aerial resolution (`aerial_mpp`, from the released weights) are baked in as constants
-(export once per robot camera). Uses the TorchScript-based exporter (opset 17), which
-needs no extra package. The graph holds standard ONNX operators only (the Procrustes inverts its
-3x3 information matrix in closed form), so it also runs under TensorRT.
+The exported graph takes EXPORT_INPUTS: `ground` (B, 3, Hg, Wg) (for a camera rig of R cameras (B,
+R, 3, Hg, Wg)), `aerial` (B, 3, Ha, Wa) and `prior_yaw` (B,) (float32), and returns EXPORT_OUTPUTS
+in that order (float32). The camera (rig) and the aerial resolution (`aerial_mpp`, from the released
+weights) are baked in as constants (export once per robot camera or rig). Uses the TorchScript-based
+exporter (opset 17), which needs no extra package. The graph holds standard ONNX operators only (the
+Procrustes inverts its 3x3 information matrix in closed form), so it also runs under TensorRT.
 """
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from cvfm_ros.config import temporary_sibling
+from cvfm_ros.geometry import CameraRig
 from .matcher import ViewBridgeMatcher
 
 EXPORT_INPUTS = ("ground", "aerial", "prior_yaw")
 EXPORT_OUTPUTS = ("pose", "covariance", "valid", "matches_bev_xy", "matches_aerial_uv", "matches_ground_uv",
-                  "match_weights", "effective_inliers")
+                  "matches_ground_camera", "match_weights", "effective_inliers")
 OPSET = 17
 
 
@@ -85,7 +86,9 @@ def export_onnx(matcher: ViewBridgeMatcher, path: str | os.PathLike, aerial_mpp:
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
     hg, wg = matcher.config.ground_hw
     ha, wa = matcher.config.aerial_hw
-    args = (torch.rand(batch_size, 3, hg, wg), torch.rand(batch_size, 3, ha, wa), torch.zeros(batch_size))
+    rig = camera if camera is not None else matcher.camera
+    cameras = (len(rig),) if isinstance(rig, CameraRig) else ()
+    args = (torch.rand(batch_size, *cameras, 3, hg, wg), torch.rand(batch_size, 3, ha, wa), torch.zeros(batch_size))
     return export_module_onnx(ExportableMatcher(matcher, aerial_mpp, camera), args, list(EXPORT_INPUTS),
                               list(EXPORT_OUTPUTS), path)
 

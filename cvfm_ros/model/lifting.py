@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cvfm_ros.geometry import MetricGrid, MountedCamera, bev_grid, check_tensor, rotation_2d, sample_image
+from cvfm_ros.geometry import CameraRig, MetricGrid, MountedCamera, bev_grid, check_tensor, rotation_2d, sample_image
 
 # Score given to (cell, height) points the camera does not see: finite so that softmax and its
 # gradient stay NaN-free even for columns with no visible point.
@@ -100,25 +100,28 @@ class BEVLifter(nn.Module):
         z = self.heights.to(xy).view(1, k, 1, 1).expand(b, k, n, 1)
         return torch.cat([xy.unsqueeze(1).expand(b, k, n, 2), z], -1)
 
-    def forward(self, features: torch.Tensor, image_hw: tuple[int, int], camera: MountedCamera,
+    def forward(self, features: torch.Tensor, image_hw: tuple[int, int], camera: MountedCamera | CameraRig,
                 bev_yaw: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Lift `features` (B, C, Hf, Wf) of a ground image of size `image_hw` to the BEV.
+        """Lift `features` (B, C, Hf, Wf) of a ground image of size `image_hw` to the BEV; for a
+        CameraRig of R cameras `features` is (B, R, C, Hf, Wf) and a point's feature is the mean
+        over the cameras that see it (one BEV for the rig).
 
         Returns `volume` (B, C, K, N) sampled features (zero where unseen), `height_scores` and
         `height_weights` (B, K, N) (softmax over K), `point_valid` (B, K, N) bool and `bev_valid`
         (B, N) bool (some height of the column is seen); N = cells, row-major over the BEV grid.
         """
-        b, c, hf, wf = features.shape
         points = self.points_in_base(bev_yaw)  # (B, K, N, 3)
-        pixels, valid = camera.project_base_points(points)
-        fpix = image_to_feature_pixels(pixels, image_hw, (hf, wf))
-        if camera.camera.kind == "panorama":
-            # The panorama wraps around horizontally: one column of each edge copied to the other
-            # side lets bilinear sampling interpolate across the seam instead of fading to zero.
-            features = torch.cat([features[..., -1:], features, features[..., :1]], -1)
-            fpix = fpix + fpix.new_tensor([1.0, 0.0])
-        volume = sample_image(features, fpix) * valid.unsqueeze(1).to(features.dtype)  # (B, C, K, N)
-        k, n = points.shape[1], points.shape[2]
+        if isinstance(camera, CameraRig):
+            sums, seen_by = None, None
+            for i, mounted in enumerate(camera.cameras):
+                sampled, valid_i = self._sample(features[:, i], image_hw, mounted, points)
+                sums = sampled if sums is None else sums + sampled
+                seen_by = valid_i.to(features.dtype) if seen_by is None else seen_by + valid_i.to(features.dtype)
+            volume = sums / seen_by.clamp(min=1.0).unsqueeze(1)
+            valid = seen_by > 0
+        else:
+            volume, valid = self._sample(features, image_hw, camera, points)
+        b, k, n = points.shape[:3]
         embed = self.height_embedding.view(1, -1, k, 1).expand(b, -1, k, n)
         scores = self.scorer(torch.cat([volume, embed], 1)).squeeze(1)  # (B, K, N)
         scores = torch.where(valid, scores, torch.full_like(scores, INVISIBLE_SCORE))
@@ -129,3 +132,18 @@ class BEVLifter(nn.Module):
             "point_valid": valid,
             "bev_valid": valid.any(1),
         }
+
+    @staticmethod
+    def _sample(features: torch.Tensor, image_hw: tuple[int, int], camera: MountedCamera,
+                points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, C, Hf, Wf) of one camera at `points` (B, K, N, 3): (B, C, K, N) (zero where
+        unseen) and valid (B, K, N)."""
+        hf, wf = features.shape[-2:]
+        pixels, valid = camera.project_base_points(points)
+        fpix = image_to_feature_pixels(pixels, image_hw, (hf, wf))
+        if camera.camera.kind == "panorama":
+            # The panorama wraps around horizontally: one column of each edge copied to the other
+            # side lets bilinear sampling interpolate across the seam instead of fading to zero.
+            features = torch.cat([features[..., -1:], features, features[..., :1]], -1)
+            fpix = fpix + fpix.new_tensor([1.0, 0.0])
+        return sample_image(features, fpix) * valid.unsqueeze(1).to(features.dtype), valid

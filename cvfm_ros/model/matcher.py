@@ -10,12 +10,16 @@ north-up; `aerial_mpp` float or (B,) metres per aerial pixel; `prior_yaw` (B,) r
 `base_link` in `map` under the prior; optional `camera`, the MountedCamera of the ground images
 (one per batch; immutable): passed per call, else the default given at construction or by
 `set_camera`. Backends and evaluation pass it per call, so one matcher serves several cameras.
+A CameraRig of R cameras is lifted into one BEV: `ground` is then (B, R, 3, Hg, Wg), image i of
+camera i (docs/MODEL.md, "Camera rigs").
 
 Output (dict of tensors): `pose` (B, 3) (x, y, yaw) of `base_link` in the aerial patch frame
 (origin at the patch centre, x east, y north, yaw CCW from east); `covariance` (B, 3, 3);
 `valid` (B,) bool; `matches_bev_xy` (B, K, 2) metres in `base_link`'s planar frame;
 `matches_aerial_uv` (B, K, 2) aerial pixels (OpenCV); `matches_ground_uv` (B, K, 2) ground pixels
-of the match's BEV point at its surface height ((-1, -1) where the camera does not see it);
+of the match's BEV point at its surface height ((-1, -1) where the camera does not see it; for a rig,
+in the first camera that sees it); `matches_ground_camera` (B, K) int64, that camera's index (0 for
+a single camera, -1 where unseen);
 `match_weights` (B, K) (0 = padding); `surface_height` (B, Hb, Wb) metres above ground (the
 expected height under the height softmax when the Surface Model is off); and for the losses:
 `similarity`, `similarity_refined` (B, N, M), `log_assign_row` (B, N, M+1), `log_assign_col`
@@ -37,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cvfm_ros.geometry import MetricGrid, MountedCamera, check_tensor
+from cvfm_ros.geometry import CameraRig, MetricGrid, MountedCamera, check_tensor
 from .extractor import ExtractorConfig, build_extractor
 from .lifting import BEVLifter, LiftingConfig, bev_points_in_base
 from .matching import BEVContext, DescriptorHead, MatchingConfig, SimilarityMatcher
@@ -153,14 +157,22 @@ class ViewBridgeMatcher(nn.Module):
     def heights(self) -> torch.Tensor:
         return self.lifter.heights
 
-    def set_camera(self, camera: MountedCamera) -> None:
+    def set_camera(self, camera: MountedCamera | CameraRig) -> None:
         """Set the default ground camera (a batch's "camera" entry overrides it per call)."""
         self.camera = self.check_camera(camera)
 
-    def check_camera(self, camera: MountedCamera) -> MountedCamera:
-        """`camera` if it matches `ground_hw` and sees some BEV cell; ValueError otherwise."""
+    def check_camera(self, camera: MountedCamera | CameraRig) -> MountedCamera | CameraRig:
+        """`camera` if it matches `ground_hw` and sees some BEV cell (each camera of a rig);
+        ValueError otherwise."""
+        if isinstance(camera, CameraRig):
+            for i, mounted in enumerate(camera.cameras):
+                try:
+                    self.check_camera(mounted)
+                except ValueError as err:
+                    raise ValueError(f"rig camera {i} ({camera.names[i] if camera.names else i}): {err}") from None
+            return camera
         if not isinstance(camera, MountedCamera):
-            raise ValueError(f"camera: expected a MountedCamera, got {type(camera).__name__}")
+            raise ValueError(f"camera: expected a MountedCamera or CameraRig, got {type(camera).__name__}")
         cam = camera.camera
         if (cam.height, cam.width) != tuple(self.config.ground_hw):
             raise ValueError(f"camera: image size {cam.height}x{cam.width} (HxW) does not match the matcher's "
@@ -184,11 +196,13 @@ class ViewBridgeMatcher(nn.Module):
             self.check_camera(batch["camera"])
         elif self.camera is None:
             raise ValueError("camera: none in the batch and none set (pass it to the constructor or call set_camera)")
+        camera = batch.get("camera") or self.camera
         sizes: dict[str, int] = {}
         hg, wg = self.config.ground_hw
         ha, wa = self.config.aerial_hw
         for key, (h, w) in (("ground", (hg, wg)), ("aerial", (ha, wa))):
-            img = check_tensor(key, batch[key], ("B", 3, h, w), sizes)
+            shape = ("B", len(camera), 3, h, w) if key == "ground" and isinstance(camera, CameraRig) else ("B", 3, h, w)
+            img = check_tensor(key, batch[key], shape, sizes)
             if not torch.isfinite(img).all():
                 raise ValueError(f"{key}: expected finite values, found NaN or inf")
             if img.numel() and (img.min() < -1e-3 or img.max() > 1 + 1e-3):
@@ -217,7 +231,11 @@ class ViewBridgeMatcher(nn.Module):
         bev_yaw = prior_yaw if cfg.use_prior_yaw else torch.zeros_like(prior_yaw)
         hb = wb = cfg.lifting.bev_cells
 
-        ground_feat = self.ground_extractor(ground)
+        if isinstance(camera, CameraRig):  # one extractor pass over every camera's image
+            ground_feat = self.ground_extractor(ground.flatten(0, 1))
+            ground_feat = ground_feat.view(b, ground.shape[1], *ground_feat.shape[1:])
+        else:
+            ground_feat = self.ground_extractor(ground)
         aerial_feat = self.aerial_extractor(aerial)
 
         lifted = self.lifter(ground_feat, cfg.ground_hw, camera, bev_yaw)
@@ -257,7 +275,12 @@ class ViewBridgeMatcher(nn.Module):
         idx2 = sel["bev_index"].unsqueeze(-1).expand(-1, -1, 2)
         bev_xy = torch.gather(all_bev_xy, 1, idx2)
         match_h = torch.gather(surface_height, 1, sel["bev_index"])
-        ground_uv, ground_ok = camera.project_base_points(torch.cat([bev_xy, match_h.unsqueeze(-1)], -1))
+        match_points = torch.cat([bev_xy, match_h.unsqueeze(-1)], -1)
+        if isinstance(camera, CameraRig):
+            ground_uv, ground_camera, ground_ok = camera.first_view(match_points)
+        else:
+            ground_uv, ground_ok = camera.project_base_points(match_points)
+            ground_camera = torch.where(ground_ok, torch.zeros_like(ground_ok, dtype=torch.int64), -1)
         match_weights = sel["weights"] * ground_ok.to(sel["weights"].dtype)
         # Unseen points project to meaningless (possibly huge) pixels: mark them (-1, -1) instead.
         ground_uv = torch.where(ground_ok.unsqueeze(-1), ground_uv, torch.full_like(ground_uv, -1.0))
@@ -272,6 +295,7 @@ class ViewBridgeMatcher(nn.Module):
             "matches_bev_xy": bev_xy,
             "matches_aerial_uv": aerial_uv,
             "matches_ground_uv": ground_uv,
+            "matches_ground_camera": ground_camera,
             "match_weights": match_weights,
             "matches_bev_index": sel["bev_index"],
             "matches_aerial_index": sel["aerial_index"],

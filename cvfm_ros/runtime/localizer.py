@@ -12,7 +12,9 @@ One ground image against one aerial image (no tiles, no ROS), the user API:
     result = localizer.localize_pair(ground_rgb, aerial_rgb, aerial_mpp=0.2)
     print(result.status.name, result.pose, result.covariance)
 
-Convention: `image` is (H, W, 3) uint8 RGB; `camera` is the MountedCamera of that image;
+Convention: `image` is (H, W, 3) uint8 RGB; `camera` is the MountedCamera of that image (or, for
+a camera rig, `image` is a list of such images, one per camera of the CameraRig `camera`, taken
+together, lifted into one BEV);
 `prior` is (x, y, yaw) of base_link in `map` with a 3x3 covariance; the aerial patch is north-up,
 centred on the prior, at the matcher's resolution.
 """
@@ -26,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..geometry import MetricGrid, MountedCamera, PinholeCamera
+from ..geometry import CameraRig, MetricGrid, MountedCamera, PinholeCamera
 from ..geometry.planar import wrap
 from ..model.export import EXPORT_INPUTS, EXPORT_OUTPUTS, ExportableMatcher
 from ..model.matcher import DEFAULT_AERIAL_MPP
@@ -51,6 +53,7 @@ def build_matcher(settings) -> torch.nn.Module:
 
         matcher = ClassicalBaseline(BaselineConfig())
         matcher.exportable = False
+        matcher.rig_support = False  # its flat-ground BEV takes one camera
         # its flat-ground lifting works with any camera model
         matcher.runtime_metadata = {"aerial_mpp": DEFAULT_AERIAL_MPP, "camera_models": ["panorama", "pinhole"]}
         return matcher
@@ -93,13 +96,24 @@ def check_runtime_metadata(meta: dict, where: str) -> dict:
     return meta
 
 
-def _model_camera(camera: MountedCamera, size: tuple[int, int]) -> tuple[MountedCamera, float, float]:
-    """The camera at the matcher's input size (width, height) and the (sx, sy) pixel scale."""
+Cameras = MountedCamera | CameraRig
+
+
+def _mounted(camera: Cameras) -> tuple[MountedCamera, ...]:
+    """The mounted cameras of a camera or a rig."""
+    return camera.cameras if isinstance(camera, CameraRig) else (camera,)
+
+
+def _model_camera(camera: Cameras, size: tuple[int, int]) -> tuple[Cameras, float, float]:
+    """The camera (rig) at the matcher's input size (width, height) and the (sx, sy) pixel scale."""
     width, height = size
-    return camera.resized(width, height), width / camera.camera.width, height / camera.camera.height
+    first = _mounted(camera)[0].camera
+    return camera.resized(width, height), width / first.width, height / first.height
 
 
-def _camera_key(camera: MountedCamera) -> str:
+def _camera_key(camera: Cameras) -> str:
+    if isinstance(camera, CameraRig):
+        return "rig:" + "|".join(_camera_key(c) for c in camera.cameras)
     c = camera.camera
     intr = (c.kind, c.width, c.height) + ((round(c.fx, 3), round(c.fy, 3), round(c.cx, 3), round(c.cy, 3))
                                           if isinstance(c, PinholeCamera) else ())
@@ -189,7 +203,7 @@ class Localizer:
         return self.localize(ground, camera, prior, prior_cov, stamp=0.0, aerial=source)
 
     # ------------------------------------------------------------------ backend per camera
-    def _backend_for(self, model_camera: MountedCamera, example: dict[str, np.ndarray]):
+    def _backend_for(self, model_camera: Cameras, example: dict[str, np.ndarray]):
         key = _camera_key(model_camera)
         if key not in self._backends:
             wrapper = ExportableMatcher(self.matcher, self.aerial_mpp, model_camera).eval()
@@ -207,17 +221,18 @@ class Localizer:
             self.backend_attempts = selection.attempts
         return self._backends[key]
 
-    def prepare(self, camera: MountedCamera) -> str:
+    def prepare(self, camera: Cameras) -> str:
         """Select, build and warm up the backend for `camera` (any size: the model camera is
         `camera` at the matcher's input size) before the first frame; returns the backend name.
         Raises ValueError when an explicitly requested backend fails."""
-        size = self.ground_size[camera.camera.kind]
+        size = self.ground_size[_mounted(camera)[0].camera.kind]
         model_camera, _, _ = _model_camera(camera, size)
         # A fixed random texture, not zeros: the backend check compares poses, which a blank
         # image leaves undefined.
         rng = np.random.default_rng(0)
+        rig = (len(camera),) if isinstance(camera, CameraRig) else ()
         example = {
-            "ground": rng.random((1, 3, size[1], size[0]), dtype=np.float32),
+            "ground": rng.random((1, *rig, 3, size[1], size[0]), dtype=np.float32),
             "aerial": rng.random((1, 3, self.aerial_size, self.aerial_size), dtype=np.float32),
             "prior_yaw": np.zeros(1, dtype=np.float32),
         }
@@ -225,9 +240,10 @@ class Localizer:
         return self.backend_name
 
     # ------------------------------------------------------------------ per frame
-    def localize(self, image: np.ndarray, camera: MountedCamera, prior: np.ndarray, prior_cov: np.ndarray,
-                 stamp: float, aerial=None) -> LocalizationResult:
-        """One frame; `aerial`: a patch source used instead of the tile store (`localize_pair`).
+    def localize(self, image: np.ndarray | list[np.ndarray], camera: Cameras, prior: np.ndarray,
+                 prior_cov: np.ndarray, stamp: float, aerial=None) -> LocalizationResult:
+        """One frame (of a rig: one image per camera); `aerial`: a patch source used instead of the
+        tile store (`localize_pair`).
         Stages (each timed): input checks, tiles, preprocessing, model (once per yaw hypothesis),
         solve and gates."""
         timings: dict[str, float] = {}
@@ -274,8 +290,30 @@ class Localizer:
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         return result
 
-    def _input_problem(self, image, camera: MountedCamera, prior: np.ndarray, prior_cov: np.ndarray) -> str:
+    def _input_problem(self, image, camera: Cameras, prior: np.ndarray, prior_cov: np.ndarray) -> str:
         """Why the frame is bad input (naming the argument), or "" when it is fine."""
+        if isinstance(camera, CameraRig):
+            if not isinstance(image, (list, tuple)) or len(image) != len(camera):
+                return f"image: a rig of {len(camera)} cameras needs a list of {len(camera)} images"
+            if getattr(self.matcher, "rig_support", True) is False:
+                return "camera: this matcher lifts one camera only (matcher.kind: model for a camera rig)"
+            for i, (one, mounted) in enumerate(zip(image, camera.cameras)):
+                problem = self._image_problem(one, mounted)
+                if problem:
+                    return f"rig camera {camera.names[i] if camera.names else i}: {problem}"
+        else:
+            problem = self._image_problem(image, camera)
+            if problem:
+                return problem
+        if prior.shape != (3,) or not np.isfinite(prior).all():
+            return "prior: expected a finite (x, y, yaw)"
+        if (prior_cov.shape != (3, 3) or not np.isfinite(prior_cov).all()
+                or np.any(np.linalg.eigvalsh(0.5 * (prior_cov + prior_cov.T)) <= 0)):
+            return "prior_cov: expected a finite positive-definite 3x3 covariance"
+        return ""
+
+    def _image_problem(self, image, camera: MountedCamera) -> str:
+        """Why one camera's image is bad input, or ""."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             return (f"image: expected (H, W, 3) uint8 RGB, got {getattr(image, 'shape', None)} "
                     f"{getattr(image, 'dtype', type(image).__name__)}")
@@ -289,25 +327,24 @@ class Localizer:
         if camera.camera.kind not in self.camera_models:
             return (f"camera: a {camera.camera.kind} camera, but the matcher weights were trained for "
                     f"{' and '.join(self.camera_models)} cameras only (matcher.weights; camera.model)")
-        if prior.shape != (3,) or not np.isfinite(prior).all():
-            return "prior: expected a finite (x, y, yaw)"
-        if (prior_cov.shape != (3, 3) or not np.isfinite(prior_cov).all()
-                or np.any(np.linalg.eigvalsh(0.5 * (prior_cov + prior_cov.T)) <= 0)):
-            return "prior_cov: expected a finite positive-definite 3x3 covariance"
         return ""
 
-    def _model_inputs(self, image: np.ndarray, camera: MountedCamera, patch, prior: np.ndarray):
-        """The matcher's inputs (EXPORT_INPUTS as float32 arrays), its camera at the input size and
-        the (sx, sy) scale from the image to the matcher's ground input."""
-        cam = camera.camera
-        if isinstance(cam, PinholeCamera) and cam.is_distorted:
-            image, undistorted = cam.undistort_image(image)
-            camera = MountedCamera(undistorted, camera.base_from_camera)
-        size = self.ground_size[camera.camera.kind]
+    def _model_inputs(self, image: np.ndarray | list[np.ndarray], camera: Cameras, patch, prior: np.ndarray):
+        """The matcher's inputs (EXPORT_INPUTS as float32 arrays), its camera (rig) at the input
+        size and the (sx, sy) scale from the image to the matcher's ground input."""
+        images = list(image) if isinstance(camera, CameraRig) else [image]
+        mounted = list(_mounted(camera))
+        for i, (one, cam) in enumerate(zip(images, mounted)):
+            if isinstance(cam.camera, PinholeCamera) and cam.camera.is_distorted:
+                images[i], undistorted = cam.camera.undistort_image(one)
+                mounted[i] = MountedCamera(undistorted, cam.base_from_camera)
+        camera = CameraRig(tuple(mounted), camera.names) if isinstance(camera, CameraRig) else mounted[0]
+        size = self.ground_size[mounted[0].camera.kind]
         model_camera, sx, sy = _model_camera(camera, size)
-        ground = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        ground = np.stack([cv2.resize(one, size, interpolation=cv2.INTER_AREA) for one in images])
+        ground = (ground.astype(np.float32) / 255.0).transpose(0, 3, 1, 2)  # (R, 3, H, W)
         example = {
-            "ground": (ground.astype(np.float32) / 255.0).transpose(2, 0, 1)[None],
+            "ground": ground[None] if isinstance(camera, CameraRig) else ground,
             "aerial": (np.asarray(patch.image, dtype=np.float32) / 255.0).transpose(2, 0, 1)[None],
             "prior_yaw": np.array([prior[2]], dtype=np.float32),
         }
@@ -326,7 +363,8 @@ class Localizer:
         grid = MetricGrid(patch.image.shape[0], patch.image.shape[1], patch.mpp, patch.cx, patch.cy)
         map_xy = grid.pixel_to_metric(torch.as_tensor(aerial_uv)).numpy()
         ground_uv = out["matches_ground_uv"][0][keep].astype(float) / scale
-        matches = Matches(ground_uv, aerial_uv, map_xy, weights[keep])
+        ground_camera = np.rint(out["matches_ground_camera"][0][keep]).astype(int)
+        matches = Matches(ground_uv, aerial_uv, map_xy, weights[keep], ground_camera)
         score = float(weights[keep].mean()) if keep.any() else 0.0
         result = LocalizationResult(stamp, Status.OK, "", pose, cov, matches, score, timings,
                                     coverage=float(getattr(patch, "coverage", 1.0)))

@@ -37,10 +37,11 @@ class Matches:
     aerial_uv: np.ndarray  # (K, 2) aerial-patch pixels
     map_xy: np.ndarray  # (K, 2) metres in `map`
     weight: np.ndarray  # (K,)
+    ground_camera: np.ndarray | None = None  # (K,) int: the rig camera whose image `ground_uv` is in (None: 0)
 
     @classmethod
     def empty(cls) -> "Matches":
-        return cls(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0,)))
+        return cls(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0,)), np.zeros((0,), int))
 
     def __len__(self) -> int:
         return int(self.weight.shape[0])

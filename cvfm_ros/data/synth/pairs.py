@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...geometry import MetricGrid, MountedCamera, PinholeCamera, bev_grid, wrap_angle
+from ...geometry import CameraRig, MetricGrid, MountedCamera, PinholeCamera, bev_grid, wrap_angle
 from .render import AerialAppearance, GroundAppearance, aerial_correspondences, render_aerial, render_ground, surface_height_grid
 from .styles import get_style
 from .world import World, WorldClass, generate_world
@@ -21,9 +21,12 @@ from .world import World, WorldClass, generate_world
 
 @dataclass
 class PairSample:
+    """One pair. For a CameraRig of R cameras every ground-image array gains a leading camera axis
+    (ground (R, Hg, Wg, 3), aerial_uv (R, Hg, Wg, 2), ...), camera i's image at index i."""
+
     ground: np.ndarray  # (Hg, Wg, 3) uint8
     aerial: np.ndarray  # (Ha, Wa, 3) uint8
-    camera: MountedCamera
+    camera: MountedCamera | CameraRig
     pose: np.ndarray  # (3,) base_link in map
     aerial_center: np.ndarray  # (2,) map metres
     mpp: float
@@ -40,7 +43,7 @@ class PairSample:
     def to_tensors(self) -> dict[str, torch.Tensor]:
         """Torch tensors in the conventions: images (3, H, W) float in [0, 1], pose (3,) etc."""
         return {
-            "ground": torch.from_numpy(self.ground.transpose(2, 0, 1).copy()).float() / 255.0,
+            "ground": torch.from_numpy(np.moveaxis(self.ground, -1, -3).copy()).float() / 255.0,
             "aerial": torch.from_numpy(self.aerial.transpose(2, 0, 1).copy()).float() / 255.0,
             "pose": torch.from_numpy(self.pose.astype(np.float32)),
             # pose of base_link in the patch frame (origin at the patch centre, x east, y north)
@@ -51,9 +54,15 @@ class PairSample:
             "visible": torch.from_numpy(self.visible),
             "ground_classes": torch.from_numpy(self.ground_classes),
             "bev_height": torch.from_numpy(self.bev_height),
-            "camera_height": torch.tensor(float(self.camera.base_from_camera.translation[2]), dtype=torch.float32),
+            "camera_height": torch.tensor(camera_height_m(self.camera), dtype=torch.float32),
             "prior_yaw": torch.tensor(self.prior_yaw, dtype=torch.float32),
         }
+
+
+def camera_height_m(camera: MountedCamera | CameraRig) -> float:
+    """Mounting height of a camera (of a rig's first camera) above the ground, metres."""
+    first = camera.cameras[0] if isinstance(camera, CameraRig) else camera
+    return float(first.base_from_camera.translation[2])
 
 
 def sample_street_pose(world: World, rng: np.random.Generator, margin_m: float = 40.0) -> np.ndarray:
@@ -95,8 +104,9 @@ def make_pair(world: World, rng: np.random.Generator, camera: str = "pano", grou
               aerial_size: int = 256, mpp: float = 0.2, max_offset_frac: float = 0.25,
               bev_size_m: float = 40.0, bev_cell_m: float = 1.0, appearance: bool = True,
               bev: MetricGrid | None = None, prior_yaw_noise_deg: float = 0.0,
-              camera_override: MountedCamera | None = None) -> PairSample:
-    """One pair from `world` (see the module docstring).
+              camera_override: MountedCamera | CameraRig | None = None) -> PairSample:
+    """One pair from `world` (see the module docstring). A CameraRig as `camera_override` renders
+    every camera of the rig at the same pose in the same appearance (PairSample's rig layout).
 
     `bev` (default: a `bev_size_m` square of `bev_cell_m` cells) is the grid on which the true
     surface height is given, in the frame at the true position rotated by the prior yaw (the
@@ -115,15 +125,22 @@ def make_pair(world: World, rng: np.random.Generator, camera: str = "pano", grou
     half_extent = aerial_size * mpp / 2
     offset = rng.uniform(-1, 1, 2) * max_offset_frac * half_extent
     center = pose[:2] - offset
-    ground = render_ground(world, pose, mounted, GroundAppearance.random(rng) if appearance else None, rng)
+    if isinstance(mounted, CameraRig):
+        look = GroundAppearance.random(rng)  # one moment: every camera sees the same light
+        grounds = [render_ground(world, pose, c, look, rng) for c in mounted.cameras]
+    else:
+        grounds = [render_ground(world, pose, mounted, GroundAppearance.random(rng) if appearance else None, rng)]
     aerial = render_aerial(world, center, aerial_size, mpp, AerialAppearance.random(rng) if appearance else None, rng)
-    aerial_uv, visible = aerial_correspondences(ground, aerial.patch)
+    found = [aerial_correspondences(g, aerial.patch) for g in grounds]
+    stack = (lambda arrays: np.stack(arrays)) if isinstance(mounted, CameraRig) else (lambda arrays: arrays[0])
+    image, classes, depth = (stack([getattr(g, k) for g in grounds]) for k in ("image", "classes", "depth"))
+    aerial_uv, visible = stack([uv for uv, _ in found]), stack([v for _, v in found])
     bev = bev or bev_grid(bev_size_m, bev_cell_m)
     noise = math.radians(prior_yaw_noise_deg) * rng.uniform(-1, 1)
     prior_yaw = wrap_angle(pose[2] + noise)
     heights = surface_height_grid(world, np.array([pose[0], pose[1], prior_yaw]), bev)
-    return PairSample(ground.image, aerial.image, mounted, pose, center, mpp, ground.classes, aerial_uv, visible,
-                      ground.depth, heights, bev, world.style.name, world.seed, prior_yaw)
+    return PairSample(image, aerial.image, mounted, pose, center, mpp, classes, aerial_uv, visible,
+                      depth, heights, bev, world.style.name, world.seed, prior_yaw)
 
 
 class SyntheticPairDataset(torch.utils.data.Dataset):
