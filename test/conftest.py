@@ -46,3 +46,14 @@ def tiny_drive(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("drive") / "drive"
     return generate_drive(root, DriveSpec(seed=3, duration_s=4.0, world_size_m=160.0, zooms=(18, 19, 20)), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_rig_drive(tmp_path_factory):
+    """A short generated drive of a 4-pinhole rig (front, left, rear, right; 256x128 images)."""
+    from cvfm_ros.data.drive import DriveSpec, generate_drive
+
+    root = tmp_path_factory.mktemp("rig_drive") / "drive"
+    spec = DriveSpec(seed=3, duration_s=3.0, world_size_m=160.0, zooms=(18, 19, 20), camera="rig:front,left,rear,right",
+                     pinhole_size=(256, 128))
+    return generate_drive(root, spec, progress=False)

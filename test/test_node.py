@@ -421,3 +421,77 @@ def test_parameters_are_described_and_writable_ones_apply_at_once(drive_data):
         assert len(h.poses) == before
     finally:
         h.close()
+
+
+def test_a_camera_rig_is_synchronised_and_localized_as_one_frame(tiny_rig_drive):
+    """Issue 14: four cameras on <name>/image + <name>/camera_info, stamped a few ms apart and
+    delivered in any order, make one rig frame each; an incomplete capture makes none."""
+    from sensor_msgs.msg import CameraInfo
+
+    from cvfm_ros.io import read_bag
+
+    drive = tiny_rig_drive
+    names = ("front", "left", "rear", "right")
+    truth, odom, captures, infos = {}, [], {}, {}
+    for m in read_bag(drive.bag, None):
+        if m.topic == drive.topics["ground_truth"]:
+            truth[m.stamp_ns] = odometry_to_se2(m.message).data.numpy().astype(float)
+        elif m.topic == drive.topics["odom"]:
+            odom.append((m.stamp_ns, odometry_to_se2(m.message).data.numpy().astype(float)))
+        elif m.topic.endswith("/image_raw"):
+            captures.setdefault(m.stamp_ns, {})[m.topic.split("/")[2]] = image_to_numpy(m.message)
+        elif m.topic.endswith("/camera_info"):
+            infos[m.topic.split("/")[2]] = m.message
+    truth0 = truth[min(truth)]
+    h = Harness(_overrides(drive, truth0, **{
+        "matcher.kind": "model", "matcher.weights": "cvfm_ros/weights/matcher_lite0_pano_pinhole.pt",
+        "matcher.backend": "torch", "camera.model": "pinhole", "camera.rig": ",".join(names), "camera.pitch_deg": 5.0,
+        "camera.rig_sync_tolerance_s": 0.02}), _domain())
+    try:
+        best_effort = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+        image_pubs = {n: h.peer.create_publisher(Image, f"/{n}/image", best_effort) for n in names}
+        info_pubs = {n: h.peer.create_publisher(CameraInfo, f"/{n}/camera_info", best_effort) for n in names}
+        assert h.wait_for(lambda: all(p.get_subscription_count() > 0 for p in image_pubs.values()), 10.0)
+        for n in names:  # rclpy messages from the bag's fields
+            info = CameraInfo()
+            info.header.frame_id, info.width, info.height = f"{n}_optical_frame", infos[n].width, infos[n].height
+            info.distortion_model, info.k = infos[n].distortion_model, [float(v) for v in infos[n].k]
+            info.d = [float(v) for v in infos[n].d]
+            info_pubs[n].publish(info)
+        rng = np.random.default_rng(0)
+        k, sent = 0, []
+        stamps = sorted(captures)[::5]
+        for i, stamp in enumerate(stamps):
+            while k < len(odom) and odom[k][0] <= stamp + 50_000_000:
+                h.publish_odom(*odom[k])
+                k += 1
+            time.sleep(0.05)
+            order = list(rng.permutation(len(names)))
+            if i == 2:
+                order = order[:3]  # this capture lost a camera: no frame
+            before = h.node.session.stats.frames
+            for j in order:
+                n = names[j]
+                offset = 0 if n == "front" else int(rng.integers(-8, 9)) * 1_000_000  # ms of trigger jitter
+                msg = Image()
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp + offset), 10**9)
+                msg.header.frame_id = f"{n}_optical_frame"
+                image = captures[stamp][n]
+                msg.height, msg.width, msg.encoding, msg.step = image.shape[0], image.shape[1], "rgb8", image.shape[1] * 3
+                msg.data = image.tobytes()
+                image_pubs[n].publish(msg)
+                time.sleep(0.01)
+            if i != 2:
+                sent.append(stamp)
+            h.wait_for(lambda: h.node.session.stats.frames > before, 20.0 if i != 2 else 1.0)
+        assert h.wait_for(lambda: len(h.poses) >= len(sent) - 1, 10.0)
+        stats = h.node.session.stats
+        assert stats.frames == len(sent) and stats.bad_inputs.total() == 0, (stats.frames, stats.bad_inputs)
+        for pose in h.poses:  # stamped by the front camera, close to the truth at that stamp
+            stamp_ns = pose.header.stamp.sec * 10**9 + pose.header.stamp.nanosec
+            assert stamp_ns in sent
+            nearest = truth[min(truth, key=lambda t: abs(t - stamp_ns))]
+            assert math.hypot(pose.pose.pose.position.x - nearest[0], pose.pose.pose.position.y - nearest[1]) < 2.0
+        assert stats.dropped_frames >= 3  # the incomplete capture's three images
+    finally:
+        h.close()

@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "localize.yaml"
+REPLAY_TOPIC_DEFAULTS = {"image_topic": "/camera/image_raw", "camera_info_topic": "/camera/camera_info"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights", default="", help="override matcher.weights")
     parser.add_argument("--backend", default="", choices=["", "auto", "torch", "onnxruntime", "tensorrt"])
     parser.add_argument("--rate", type=float, default=0.0, help="process images at most this often (Hz; 0: all)")
-    parser.add_argument("--image-topic", default="/camera/image_raw")
-    parser.add_argument("--camera-info-topic", default="/camera/camera_info")
+    parser.add_argument("--image-topic", default=REPLAY_TOPIC_DEFAULTS["image_topic"],
+                        help="image topic; with camera.rig a template such as /cameras/{name}/image_raw")
+    parser.add_argument("--camera-info-topic", default=REPLAY_TOPIC_DEFAULTS["camera_info_topic"],
+                        help="camera_info topic; with camera.rig a template such as /cameras/{name}/camera_info")
     parser.add_argument("--odom-topic", default="/odom")
     parser.add_argument("--truth-topic", default="/ground_truth/odom",
                         help="ground truth: nav_msgs/Odometry, geometry_msgs/PoseStamped or sensor_msgs/NavSatFix")
@@ -93,6 +96,11 @@ def replay_one(bag: str, out: str, options: dict) -> dict:
         settings.datum.latitude, settings.datum.longitude, settings.datum.altitude = drive.datum
         settings.camera.height_m = drive.camera_height_m
         settings.camera.model = "panorama" if drive.spec.camera == "pano" else "pinhole"
+        if drive.spec.rig_names():  # a rig drive: its cameras and their topic templates
+            settings.camera.rig = ",".join(drive.spec.rig_names())
+            for key, option in (("image", "image_topic"), ("camera_info", "camera_info_topic")):
+                if options[option] == REPLAY_TOPIC_DEFAULTS[option]:
+                    options = {**options, option: drive.topics[key]}
         datum_given = True
     if options.get("tiles"):
         settings.tiles.path = options["tiles"]

@@ -15,7 +15,9 @@ def _add_drive(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (must not hold a drive yet)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--duration", type=float, default=60.0, help="seconds (default: %(default)s)")
-    p.add_argument("--camera", default="pano", choices=["pano", "pinhole"])
+    p.add_argument("--camera", default="pano", metavar="pano|pinhole|rig:NAME,...",
+                   help="panorama, a forward 90-degree pinhole, or a rig of such pinholes looking towards the "
+                        "named directions, e.g. rig:front,left,rear,right (default: %(default)s)")
     p.add_argument("--style", default="", help="city style (default: the first seen style)")
     p.add_argument("--world-size", type=float, default=256.0, help="world side in metres")
     p.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])

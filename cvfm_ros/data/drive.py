@@ -41,11 +41,17 @@ def _init_render_worker(world, mounted, seed: int) -> None:
     _RENDER_JOB = (world, mounted, seed)
 
 
-def _render_one(args: tuple[int, np.ndarray]) -> np.ndarray:
+def _render_one(args: tuple[int, np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    from ..geometry import CameraRig
     from .synth import render_ground
+    from .synth.render import GroundAppearance
 
     index, pose = args
     world, mounted, seed = _RENDER_JOB
+    if isinstance(mounted, CameraRig):  # one capture: every camera in the same light
+        rng = np.random.default_rng([seed, index])
+        look = GroundAppearance.random(rng)
+        return [render_ground(world, pose, c, look, rng).image for c in mounted.cameras]
     return render_ground(world, pose, mounted, rng=np.random.default_rng([seed, index])).image
 
 
@@ -86,7 +92,7 @@ def _roads_inside(world, margin_m: float) -> list[np.ndarray]:
 class DriveSpec:
     seed: int = 0
     duration_s: float = 60.0
-    camera: str = "pano"  # pano | pinhole
+    camera: str = "pano"  # pano | pinhole | rig:NAME,NAME,... (pinholes at RIG_POSITIONS)
     style: str = ""  # empty: the first seen style
     world_size_m: float = 256.0
     rate_hz: float = 10.0
@@ -99,9 +105,19 @@ class DriveSpec:
     zooms: tuple[int, ...] = (17, 18, 19, 20)
     ortho_mpp: float = 0.1
 
+    def rig_names(self) -> tuple[str, ...]:
+        """The rig's camera names ("rig:front,left,rear,right"), () for one camera."""
+        return tuple(n.strip() for n in self.camera[4:].split(",")) if self.camera.startswith("rig:") else ()
+
     def validate(self) -> None:
-        if self.camera not in ("pano", "pinhole"):
-            raise ValueError(f"--camera: expected pano or pinhole, got {self.camera!r}")
+        from ..geometry import RIG_POSITIONS
+
+        names = self.rig_names()
+        if self.camera not in ("pano", "pinhole") and not names:
+            raise ValueError(f"--camera: expected pano, pinhole or rig:NAME,NAME,..., got {self.camera!r}")
+        if names and (len(set(names)) != len(names) or not set(names) <= set(RIG_POSITIONS)):
+            raise ValueError(f"--camera: a rig's cameras are distinct names of {', '.join(sorted(RIG_POSITIONS))}, "
+                             f"got {self.camera!r}")
         if not 1.0 <= self.duration_s <= 3600.0:
             raise ValueError(f"--duration: expected 1 to 3600 seconds, got {self.duration_s}")
         if self.storage not in ("mcap", "sqlite3"):
@@ -141,7 +157,7 @@ def generate_drive(out_dir: str | Path, spec: DriveSpec, progress: bool = True) 
     """Generate a drive into `out_dir` (replacing an incomplete one). See the module docstring."""
     from tqdm import tqdm
 
-    from ..geometry import MountedCamera, PinholeCamera
+    from ..geometry import CameraRig, MountedCamera, PinholeCamera
     from ..maps.geodesy import Datum
     from ..maps.tiles import write_xyz_pyramid
     from ..io import DriveBagWriter
@@ -175,9 +191,15 @@ def generate_drive(out_dir: str | Path, spec: DriveSpec, progress: bool = True) 
     else:
         w, h = spec.pinhole_size
         f = 0.5 * w / math.tan(math.radians(45))  # 90 degree horizontal field of view
-        mounted = MountedCamera.forward_pinhole(PinholeCamera(f, f, (w - 1) / 2, (h - 1) / 2, w, h), height_m,
-                                                pitch_down_rad=math.radians(5))
+        pinhole = PinholeCamera(f, f, (w - 1) / 2, (h - 1) / 2, w, h)
+        mounted = MountedCamera.forward_pinhole(pinhole, height_m, pitch_down_rad=math.radians(5))
         camera_frame = "camera_optical_frame"
+        if spec.rig_names():
+            mounted = CameraRig.ring(pinhole, height_m, spec.rig_names(), pitch_down_rad=math.radians(5))
+    # One camera: its topics and frame; a rig: camera NAME on /cameras/NAME/... in NAME_optical_frame.
+    views = ([(None, None, camera_frame, mounted)] if not isinstance(mounted, CameraRig) else
+             [(f"/cameras/{n}/image_raw", f"/cameras/{n}/camera_info", f"{n}_optical_frame", c)
+              for n, c in zip(mounted.names, mounted.cameras)])
 
     datum = Datum(*spec.datum)
     ortho, grid = render_orthophoto(world, spec.ortho_mpp, appearance=None, seed=spec.seed + 1)
@@ -189,17 +211,21 @@ def generate_drive(out_dir: str | Path, spec: DriveSpec, progress: bool = True) 
     poses = [np.array([traj.x[k], traj.y[k], traj.yaw[k]]) for k in steps]
     frames = 0
     with DriveBagWriter(out / "bag", storage=spec.storage, compressed_images=spec.compressed) as bag:
-        bag.write_tf_static(start_ns, [("base_link", camera_frame, mounted.base_from_camera)])
+        bag.write_tf_static(start_ns, [("base_link", frame, view.base_from_camera) for _, _, frame, view in views])
         bag.write_odometry_track(odom, start_ns)
         bag.write_ground_truth_track(traj, start_ns)
-        for k, image in tqdm(zip(steps, _render_views(world, mounted, poses, spec.seed)), total=len(steps),
-                             desc="rendering drive", disable=not progress, unit="frame"):
+        for k, images in tqdm(zip(steps, _render_views(world, mounted, poses, spec.seed)), total=len(steps),
+                              desc="rendering drive", disable=not progress, unit="frame"):
             stamp_ns = start_ns + int(round(traj.t[k] * 1e9))
-            bag.write_camera_info(stamp_ns, mounted.camera, frame_id=camera_frame)
-            bag.write_image(stamp_ns, image, frame_id=camera_frame)
+            for (image_topic, info_topic, frame, view), image in zip(views, images if len(views) > 1 else [images]):
+                bag.write_camera_info(stamp_ns, view.camera, frame_id=frame, topic=info_topic)
+                bag.write_image(stamp_ns, image, frame_id=frame, topic=image_topic)
             frames += 1
     topics = {"image": bag.image_topic, "camera_info": bag.topics.camera_info, "odom": bag.topics.odom,
               "ground_truth": bag.topics.ground_truth}
+    if isinstance(mounted, CameraRig):  # the rig's topics follow /cameras/NAME/...; "image" is a template
+        topics.update({"image": "/cameras/{name}/image_raw" + ("/compressed" if spec.compressed else ""),
+                       "camera_info": "/cameras/{name}/camera_info", "rig": list(mounted.names)})
     info = {"format_version": DRIVE_FORMAT_VERSION, "spec": asdict(spec), "topics": topics,
             "camera_height_m": height_m, "frames": frames, "world": {"style": style, "seed": spec.seed}}
     atomic_write_text(out / "drive.json", json.dumps(info, indent=2))

@@ -24,11 +24,21 @@ from .replay import Event, FrameRecord, ReplayRecord, compute_metrics
 
 @dataclass
 class ReplayTopics:
+    """Topics of a bag. For a camera rig (`camera.rig`), `image` and `camera_info` are templates
+    with "{name}" standing for each camera's name, e.g. "/cameras/{name}/image_raw"."""
+
     image: str = "/camera/image_raw"
     camera_info: str = "/camera/camera_info"
     odom: str = "/odom"
     ground_truth: str = "/ground_truth/odom"
     tf_static: str = "/tf_static"
+
+    def rig(self, names: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+        """{image topic: camera name} and {camera_info topic: camera name} of a rig."""
+        if "{name}" not in self.image or "{name}" not in self.camera_info:
+            raise ValueError(f"--image-topic / --camera-info-topic: a rig needs templates with {{name}}, got "
+                             f"{self.image!r} and {self.camera_info!r}")
+        return ({self.image.format(name=n): n for n in names}, {self.camera_info.format(name=n): n for n in names})
 
 
 def _truth_pose(msg, msgtype: str, datum) -> np.ndarray | None:
@@ -63,6 +73,9 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> l
 
     import rosbags.rosbag2  # noqa: F401 (fail early with a clear import error)
 
+    names = settings.camera.rig_names()
+    if names:
+        return _read_rig_events(bag, topics, names, settings, datum, problems)
     # At equal header stamps the bag reader keeps this order: what an image needs comes first.
     wanted = [topics.tf_static, topics.camera_info, topics.odom, topics.ground_truth, topics.image]
     try:
@@ -121,6 +134,92 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> l
                 events.append(Event(stamp, "image", image))
         except ValueError as exc:
             problems[f"{item.topic}: {exc}"] += 1
+    if stream.error:
+        problems[f"bag truncated or damaged, read up to the damage: {stream.error}"] += 1
+    if len(segments) > 1:
+        problems[f"clock jumped back: replayed as {len(segments)} runs, each seeded and evaluated on its own "
+                 f"(prior.time_jump_s {settings.prior.time_jump_s} s)"] += 1
+    return segments or [Segment([], ([], []))]
+
+
+def _read_rig_events(bag: Path, topics: ReplayTopics, names: tuple[str, ...], settings, datum,
+                     problems) -> list[Segment]:
+    """`read_events` for a camera rig: each camera's images and camera_info, grouped into rig
+    frames by the node's RigSynchronizer (tolerance `camera.rig_sync_tolerance_s`); a frame is one
+    "image" event (a list of images, camera order) after a "camera" event with its CameraRig.
+    Extrinsics come from /tf_static (base_frame -> each image's frame_id), else the parameters."""
+    from ..geometry import CameraRig
+    from ..io import camera_info_to_camera, image_to_numpy, odometry_to_se2, read_bag, transform_to_se3
+    from ..runtime.rig_sync import RigSynchronizer
+
+    image_topics, info_topics = topics.rig(names)
+    wanted = [topics.tf_static, *info_topics, topics.odom, topics.ground_truth, *image_topics]
+    try:
+        probe = read_bag(bag, None, on_error="partial")
+    except ValueError as exc:
+        raise ValueError(f"bag {bag}: {exc}") from exc
+    present = set(probe.topics)
+    for topic in wanted:
+        if topic not in present:
+            problems[f"missing topic {topic}"] += 1
+    for required in (*image_topics, topics.odom):
+        if required not in present:
+            raise ValueError(f"bag {bag}: required topic {required} is missing (has {sorted(present)})")
+    stream = read_bag(bag, [t for t in wanted if t in present], on_error="partial",
+                      split_on_jump_s=settings.prior.time_jump_s)
+    types = stream.topics
+    segments: list[Segment] = []
+    extrinsics: dict[str, object] = {}  # child frame -> SE3 in base_frame
+    models: dict[str, object] = {}  # camera name -> PinholeCamera
+    sync = RigSynchronizer(names, settings.camera.rig_sync_tolerance_s)
+    rig = None
+    for item in stream:
+        if item.segment >= len(segments):
+            segments.append(Segment([], ([], [])))
+            sync.reset()
+            if rig is not None:
+                segments[-1].events.append(Event(item.stamp_ns * 1e-9, "camera", rig))
+        events, (truth_t, truth_p) = segments[-1].events, segments[-1].truth
+        stamp = item.stamp_ns * 1e-9
+        try:
+            if item.topic == topics.tf_static:
+                for tf in item.message.transforms:
+                    if tf.header.frame_id == settings.base_frame:
+                        extrinsics[tf.child_frame_id] = transform_to_se3(tf.transform)
+            elif item.topic in info_topics:
+                model = camera_info_to_camera(item.message)
+                if model.kind != "pinhole":
+                    raise ValueError(f"a {model.kind} camera_info; a rig's cameras are pinholes")
+                models[info_topics[item.topic]] = model
+            elif item.topic == topics.odom:
+                events.append(Event(stamp, "odom", odometry_to_se2(item.message).data.numpy().astype(float)))
+            elif item.topic == topics.ground_truth:
+                truth_t.append(stamp)
+                truth_p.append(_truth_pose(item.message, types[item.topic], datum))
+            elif item.topic in image_topics:
+                name = image_topics[item.topic]
+                frame = sync.add(name, stamp, (image_to_numpy(item.message), item.message.header.frame_id))
+                if frame is None:
+                    continue
+                missing = [n for n in names if n not in models]
+                if missing:
+                    raise ValueError(f"rig frame before camera_info of {', '.join(missing)}")
+                cameras = []
+                for n, (image, frame_id) in zip(names, frame.items):
+                    if (image.shape[1], image.shape[0]) != (models[n].width, models[n].height):
+                        raise ValueError(f"camera {n}: image {image.shape[1]}x{image.shape[0]} but camera_info "
+                                         f"{models[n].width}x{models[n].height}")
+                    cameras.append(MountedCamera(models[n], extrinsics.get(frame_id) or settings.camera.extrinsics(n)))
+                current = CameraRig(tuple(cameras), names)
+                if rig is None or current != rig:
+                    rig = current
+                    events.append(Event(frame.stamp, "camera", rig))
+                events.append(Event(frame.stamp, "image", [image for image, _ in frame.items]))
+        except ValueError as exc:
+            problems[f"{item.topic}: {exc}"] += 1
+    if sync.dropped:
+        problems[f"rig images left out of a frame (no partner within camera.rig_sync_tolerance_s "
+                 f"{settings.camera.rig_sync_tolerance_s} s)"] += sync.dropped
     if stream.error:
         problems[f"bag truncated or damaged, read up to the damage: {stream.error}"] += 1
     if len(segments) > 1:

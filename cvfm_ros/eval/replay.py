@@ -127,7 +127,8 @@ def run_replay(events: Iterable[Event], session: LocalizationSession, truth_trac
                 odom_at_seed = last_odom_for_ekf = odom
                 seeded = True
             last_processed = event.stamp
-            result = session.on_image(np.asarray(event.payload), event.stamp, camera)
+            image = event.payload if isinstance(event.payload, list) else np.asarray(event.payload)  # a rig: a list
+            result = session.on_image(image, event.stamp, camera)
             ekf.predict(relative(last_odom_for_ekf, odom))
             last_odom_for_ekf = odom
             if result.ok:
@@ -141,7 +142,7 @@ def run_replay(events: Iterable[Event], session: LocalizationSession, truth_trac
             if result.status != Status.OK:
                 record.problems[f"frames with status {result.status.name}"] += 1
             if result.ok and len(record.examples) < keep_examples and len(record.frames) % 15 == 1:
-                record.examples.append((event.stamp, np.asarray(event.payload), result))
+                record.examples.append((event.stamp, image, result))
             if progress is not None:
                 progress(event.stamp)
     record.wall_s = time.perf_counter() - started

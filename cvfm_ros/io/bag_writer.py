@@ -165,13 +165,16 @@ class DriveBagWriter:
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     # -- sensors ---------------------------------------------------------------------------
-    def write_image(self, stamp_ns: int, image: np.ndarray, frame_id: str = "camera_optical_frame") -> None:
-        """Write an image (H, W, 3) uint8 RGB, or (H, W) uint8 grey (mono8).
+    def write_image(self, stamp_ns: int, image: np.ndarray, frame_id: str = "camera_optical_frame",
+                    topic: str | None = None) -> None:
+        """Write an image (H, W, 3) uint8 RGB, or (H, W) uint8 grey (mono8), on `topic` (default:
+        the drive's image topic; "/compressed" is appended for compressed images).
 
         Raw images go out as `rgb8`/`mono8`; compressed ones are encoded by OpenCV and labelled
         the way image_transport's compressed plugin does ("rgb8; jpeg compressed bgr8").
         """
         img = _check_image("image", image)
+        topic = self.image_topic if topic is None else topic + ("/compressed" if self.compression else "")
         t = self.typestore.types
         header = _header(self.typestore, _check_stamp("stamp_ns", stamp_ns), frame_id)
         mono = img.ndim == 2
@@ -183,7 +186,7 @@ class DriveBagWriter:
                 raise ValueError(f"image: OpenCV could not encode it as {self.compression}")
             fmt = f"mono8; {self.compression} compressed mono8" if mono else f"rgb8; {self.compression} compressed bgr8"
             msg = t["sensor_msgs/msg/CompressedImage"](header=header, format=fmt, data=buf.reshape(-1).astype(np.uint8))
-            self.write_message(self.image_topic, "sensor_msgs/msg/CompressedImage", stamp_ns, msg)
+            self.write_message(topic, "sensor_msgs/msg/CompressedImage", stamp_ns, msg)
         else:
             h, w = img.shape[:2]
             channels = 1 if mono else 3
@@ -191,10 +194,10 @@ class DriveBagWriter:
                 header=header, height=h, width=w, encoding="mono8" if mono else "rgb8",
                 is_bigendian=0, step=w * channels, data=np.ascontiguousarray(img).reshape(-1),
             )
-            self.write_message(self.image_topic, "sensor_msgs/msg/Image", stamp_ns, msg)
+            self.write_message(topic, "sensor_msgs/msg/Image", stamp_ns, msg)
 
     def write_camera_info(self, stamp_ns: int, camera: PinholeCamera | PanoramaCamera,
-                          frame_id: str = "camera_optical_frame") -> None:
+                          frame_id: str = "camera_optical_frame", topic: str | None = None) -> None:
         """Write `sensor_msgs/CameraInfo` for a pinhole (K, D, plumb_bob or rational_polynomial)
         or an equirectangular panorama (width/height, zero K, distortion_model "equirectangular")."""
         t = self.typestore.types
@@ -218,7 +221,8 @@ class DriveBagWriter:
             p=np.asarray(p, dtype=np.float64), binning_x=0, binning_y=0,
             roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
         )
-        self.write_message(self.topics.camera_info, "sensor_msgs/msg/CameraInfo", stamp_ns, msg)
+        self.write_message(self.topics.camera_info if topic is None else topic, "sensor_msgs/msg/CameraInfo",
+                           stamp_ns, msg)
 
     def _pose_with_covariance(self, x: float, y: float, yaw: float, covariance):
         t = self.typestore.types

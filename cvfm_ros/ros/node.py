@@ -28,12 +28,13 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, NavSatFix
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..geometry import SE3, MountedCamera, PanoramaCamera, PinholeCamera
+from ..geometry import SE3, CameraRig, MountedCamera, PanoramaCamera, PinholeCamera
 from ..geometry.planar import covariance_ellipse, map_from_odom
 from ..io import (
     camera_info_to_camera, covariance_from_ros, covariance_to_ros, quaternion_to_yaw_checked, transform_to_se3,
 )
 from ..runtime.result import LocalizationResult, Status
+from ..runtime.rig_sync import RigFrame, RigSynchronizer
 from ..runtime.session import LatestSlot, LocalizationSession
 from ..runtime.settings import NodeSettings
 from .conversions import image_to_rgb, odometry_to_pose, pose_to_quaternion, stamp_to_sec
@@ -69,6 +70,8 @@ class LocalizerNode(LifecycleNode):
         self._pubs: dict = {}
         self._timer = None
         self._camera_info: PinholeCamera | None = None
+        self._rig_camera_info: dict[str, PinholeCamera] = {}  # camera name -> its camera_info (rigs)
+        self._rig_sync: RigSynchronizer | None = None
         self._internal_errors = 0  # frames whose processing raised (the worker goes on)
         self._last_internal_error = ""
         self._logged_reasons: set[str] = set()
@@ -140,9 +143,19 @@ class LocalizerNode(LifecycleNode):
         s = self.settings
         image_type = CompressedImage if s.use_compressed else Image
         image_topic = "image/compressed" if s.use_compressed else "image"
+        names = s.camera.rig_names()
+        if names:  # a rig: <name>/image and <name>/camera_info per camera, grouped into frames
+            self._rig_sync = RigSynchronizer(names, s.camera.rig_sync_tolerance_s, jump_s=s.prior.time_jump_s)
+            cameras = [sub for n in names for sub in (
+                self.create_subscription(image_type, f"{n}/{image_topic}", lambda msg, n=n: self._on_rig_image(n, msg),
+                                         qos_profile_sensor_data),
+                self.create_subscription(CameraInfo, f"{n}/camera_info", lambda msg, n=n: self._on_camera_info(msg, n),
+                                         qos_profile_sensor_data))]
+        else:
+            cameras = [self.create_subscription(image_type, image_topic, self._on_image, qos_profile_sensor_data),
+                       self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data)]
         self._subs = [
-            self.create_subscription(image_type, image_topic, self._on_image, qos_profile_sensor_data),
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data),
+            *cameras,
             self.create_subscription(Odometry, "odom", self._on_odometry, QoSProfile(depth=50)),
             self.create_subscription(PoseWithCovarianceStamped, "/initialpose", self._on_initial_pose, 10),
             self.create_subscription(NavSatFix, "fix", self._on_navsat, qos_profile_sensor_data),
@@ -201,11 +214,34 @@ class LocalizerNode(LifecycleNode):
                 self.session.on_image_received(stamp_to_sec(msg.header.stamp))
                 self.session.stats.dropped_frames += int(dropped)
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
+    def _on_rig_image(self, name: str, msg) -> None:
+        """One rig camera's image: a frame goes to the worker once every camera has one."""
+        with self._lock:
+            if self.session is None or self._rig_sync is None:
+                return
+            dropped_before = self._rig_sync.dropped
+            frame = self._rig_sync.add(name, stamp_to_sec(msg.header.stamp), msg)
+            self.session.stats.dropped_frames += self._rig_sync.dropped - dropped_before
+            if frame is not None:
+                self.session.on_image_received(frame.stamp)  # a rig frame counts as one image
+        if frame is not None:
+            dropped = self._slot.put(frame)
+            with self._lock:
+                if self.session is not None:
+                    self.session.stats.dropped_frames += int(dropped)
+
+    def _on_camera_info(self, msg: CameraInfo, rig_camera: str = "") -> None:
         try:
             camera = camera_info_to_camera(msg)
         except ValueError as exc:
             self._bad_input("camera_info", str(exc))
+            return
+        if rig_camera:
+            if isinstance(camera, PanoramaCamera):
+                self._bad_input("camera_info", f"rig camera {rig_camera}: an equirectangular camera_info; a rig's "
+                                "cameras are pinholes")
+            else:
+                self._rig_camera_info[rig_camera] = camera
             return
         if isinstance(camera, PanoramaCamera):
             # A panorama's model is its image size: its camera_info ("equirectangular") is fine
@@ -261,17 +297,31 @@ class LocalizerNode(LifecycleNode):
             self.session.seed(stamp, np.array([init.x, init.y, init.yaw]), cov, standing=True)
 
     # ----------------------------------------------------------------- worker
-    def _camera_for(self, msg, width: int, height: int) -> MountedCamera:
+    def _camera_for(self, msg, width: int, height: int, rig_camera: str = "") -> MountedCamera:
         cam = self.settings.camera
-        base_from_camera = self._extrinsics_from_tf(msg.header.frame_id) or cam.extrinsics()
+        base_from_camera = self._extrinsics_from_tf(msg.header.frame_id) or cam.extrinsics(rig_camera)
         if cam.model == "panorama":
             return MountedCamera(PanoramaCamera(width, height), base_from_camera)
-        if self._camera_info is None:
-            raise ValueError("no camera_info received yet for the pinhole camera")
-        if (self._camera_info.width, self._camera_info.height) != (width, height):
-            raise ValueError(f"image is {width}x{height} but camera_info says "
-                             f"{self._camera_info.width}x{self._camera_info.height}")
-        return MountedCamera(self._camera_info, base_from_camera)
+        info = self._rig_camera_info.get(rig_camera) if rig_camera else self._camera_info
+        which = f"rig camera {rig_camera}" if rig_camera else "the pinhole camera"
+        if info is None:
+            raise ValueError(f"no camera_info received yet for {which}")
+        if (info.width, info.height) != (width, height):
+            raise ValueError(f"{which}: image is {width}x{height} but camera_info says {info.width}x{info.height}")
+        return MountedCamera(info, base_from_camera)
+
+    def _frame_inputs(self, item) -> tuple[object, np.ndarray | list[np.ndarray], MountedCamera | CameraRig, float]:
+        """(header stamp, image(s), camera or rig, stamp in seconds) of a worker item: an image
+        message, or a RigFrame of messages (stamped by its reference camera)."""
+        if isinstance(item, RigFrame):
+            names = self.settings.camera.rig_names()
+            images = [image_to_rgb(m) for m in item.items]
+            rig = CameraRig(tuple(self._camera_for(m, im.shape[1], im.shape[0], n)
+                                  for m, im, n in zip(item.items, images, names)), names)
+            return item.items[0].header.stamp, images, rig, item.stamp
+        image = image_to_rgb(item)
+        return item.header.stamp, image, self._camera_for(item, image.shape[1], image.shape[0]), \
+            stamp_to_sec(item.header.stamp)
 
     def _extrinsics_from_tf(self, frame_id: str) -> SE3 | None:
         if self._tf_buffer is None or not frame_id:
@@ -301,14 +351,13 @@ class LocalizerNode(LifecycleNode):
                 self.get_logger().error(f"frame failed ({self._last_internal_error}); continuing with the next one")
 
     def _process(self, msg) -> bool:
-        """Localize one image and publish; False when the session is gone (the worker stops)."""
+        """Localize one image (one rig frame) and publish; False when the session is gone (the
+        worker stops)."""
         try:
-            image = image_to_rgb(msg)
-            camera = self._camera_for(msg, image.shape[1], image.shape[0])
+            header_stamp, image, camera, stamp = self._frame_inputs(msg)
         except ValueError as exc:
             self._bad_input("image", str(exc))
             return True
-        stamp = stamp_to_sec(msg.header.stamp)
         with self._lock:
             if self.session is None:
                 return False
@@ -336,9 +385,9 @@ class LocalizerNode(LifecycleNode):
         if result.status != Status.OK:
             self._log_once(f"status:{result.status.name}", f"{result.status.name}: {result.reason}")
             return True
-        self._publish_pose(msg.header.stamp, result)
-        self._publish_tf(msg.header.stamp, result, odom[0] if odom is not None else None)
-        self._publish_debug(msg.header.stamp, image, result)
+        self._publish_pose(header_stamp, result)
+        self._publish_tf(header_stamp, result, odom[0] if odom is not None else None)
+        self._publish_debug(header_stamp, image, result)
         return True
 
     # ----------------------------------------------------------------- outputs
@@ -371,7 +420,7 @@ class LocalizerNode(LifecycleNode):
         msg.transform.rotation = pose_to_quaternion(float(transform[2][2]))
         self._tf_broadcaster.sendTransform(msg)
 
-    def _publish_debug(self, stamp, image: np.ndarray, result: LocalizationResult) -> None:
+    def _publish_debug(self, stamp, image: np.ndarray | list[np.ndarray], result: LocalizationResult) -> None:
         # Debug output costs time: build it only when someone listens.
         if self._pubs["markers"].get_subscription_count() > 0:
             self._pubs["markers"].publish(self._markers(stamp, result))

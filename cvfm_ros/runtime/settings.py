@@ -8,6 +8,7 @@ description (`help`), numeric `range`, allowed `choices` and whether it is `read
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,12 +47,36 @@ class CameraSettings:
     roll_deg: float = setting(0.0, "camera roll, degrees (used without TF)", range=(-45.0, 45.0))
     pitch_deg: float = setting(0.0, "camera pitch down, degrees (used without TF)", range=(-45.0, 45.0))
     yaw_deg: float = setting(0.0, "camera yaw relative to base_link +x, degrees (used without TF)", range=(-180.0, 180.0))
+    rig: str = setting("", "a camera rig: comma-separated camera names (e.g. front,left,rear,right), each with its "
+                       "own <name>/image and <name>/camera_info topics, lifted into one BEV (camera.model pinhole); "
+                       "without TF each camera is mounted as above, turned to its name's direction "
+                       "(front, left, rear, right, front_left, ...); empty: one camera", **RO)
+    rig_sync_tolerance_s: float = setting(0.02, "a rig frame is one image per camera, their stamps at most this "
+                                          "far apart", range=(0.0, 1.0), **RO)
 
-    def extrinsics(self) -> SE3:
-        """Pose of the camera frame in base_link (optical frame for pinhole, panorama frame else)."""
-        from ..geometry import BASE_FROM_OPTICAL
+    def rig_names(self) -> tuple[str, ...]:
+        """The rig's camera names (empty: one camera); ValueError naming `camera.rig` if malformed."""
+        if not self.rig.strip():
+            return ()
+        names = tuple(n.strip() for n in self.rig.split(","))
+        bad = [n for n in names if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", n)]
+        if bad or len(set(names)) != len(names):
+            raise ValueError(f"parameter camera.rig: expected distinct camera names (letters, digits, _) separated "
+                             f"by commas, got {self.rig!r}")
+        return names
 
-        r, p, y = (math.radians(v) for v in (self.roll_deg, self.pitch_deg, self.yaw_deg))
+    def extrinsics(self, rig_camera: str = "") -> SE3:
+        """Pose of the camera frame in base_link (optical frame for pinhole, panorama frame else);
+        for a rig camera, that mounting turned to the direction its name says (RIG_POSITIONS)."""
+        from ..geometry import BASE_FROM_OPTICAL, RIG_POSITIONS
+
+        yaw_deg = self.yaw_deg
+        if rig_camera:
+            if rig_camera not in RIG_POSITIONS:
+                raise ValueError(f"camera.rig: no TF for camera {rig_camera!r} and its name is no rig position "
+                                 f"({', '.join(sorted(RIG_POSITIONS))}) to mount it by")
+            yaw_deg += math.degrees(RIG_POSITIONS[rig_camera])
+        r, p, y = (math.radians(v) for v in (self.roll_deg, self.pitch_deg, yaw_deg))
         cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
         rz = torch.tensor([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
         ry = torch.tensor([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])  # positive pitch looks down
@@ -137,6 +162,9 @@ class NodeSettings:
         descriptors state, so a YAML file for replay is held to them too), then cross-field
         checks; errors name the dotted parameter."""
         check_declared_limits(self)
+        if self.camera.rig_names() and self.camera.model != "pinhole":
+            raise ValueError(f"parameter camera.rig: a rig of pinhole cameras needs camera.model pinhole, "
+                             f"got {self.camera.model!r}")
         if self.tf_mode == "leaf" and self.leaf_frame in (self.map_frame, self.odom_frame, self.base_frame):
             raise ValueError(f"parameter leaf_frame: must differ from map/odom/base frames, got {self.leaf_frame!r}")
         lat = self.datum.latitude
