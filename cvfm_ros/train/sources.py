@@ -29,14 +29,18 @@ import cv2
 import numpy as np
 import torch
 
-from ..geometry import SE3, MountedCamera, PanoramaCamera, PinholeCamera
+from ..geometry import SE3, CameraRig, MountedCamera, PanoramaCamera, PinholeCamera
 from ..maps.aerial_image import aerial_crop
 
 CAMERA_PANORAMA, CAMERA_PINHOLE = 0, 1
 
 
-def camera_tensors(mounted: MountedCamera) -> dict[str, torch.Tensor]:
-    """A mounted camera as collatable tensors (model, intrinsics fx fy cx cy, base_from_camera)."""
+def camera_tensors(mounted: MountedCamera | CameraRig) -> dict[str, torch.Tensor]:
+    """A mounted camera as collatable tensors (model, intrinsics fx fy cx cy, base_from_camera);
+    a rig's cameras stacked on a leading camera axis."""
+    if isinstance(mounted, CameraRig):
+        rows = [camera_tensors(c) for c in mounted.cameras]
+        return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
     cam = mounted.camera
     kind = CAMERA_PINHOLE if isinstance(cam, PinholeCamera) else CAMERA_PANORAMA
     intr = [cam.fx, cam.fy, cam.cx, cam.cy] if kind == CAMERA_PINHOLE else [0.0, 0.0, 0.0, 0.0]
@@ -45,8 +49,13 @@ def camera_tensors(mounted: MountedCamera) -> dict[str, torch.Tensor]:
             "camera_height": torch.tensor(mounted.height_m, dtype=torch.float32)}
 
 
-def camera_from_batch(batch: dict[str, torch.Tensor], width: int, height: int, item: int = 0) -> MountedCamera:
-    """The MountedCamera of item `item` of a collated batch (inverse of `camera_tensors`)."""
+def camera_from_batch(batch: dict[str, torch.Tensor], width: int, height: int,
+                      item: int = 0) -> MountedCamera | CameraRig:
+    """The MountedCamera (CameraRig) of item `item` of a collated batch (inverse of `camera_tensors`)."""
+    if batch["camera_model"][item].dim() == 1:  # a rig: one entry per camera
+        return CameraRig(tuple(camera_from_batch({k: batch[k][item] for k in ("camera_model", "camera_intrinsics",
+                                                                              "base_from_camera")}, width, height, i)
+                               for i in range(batch["camera_model"].shape[1])))
     m = batch["base_from_camera"][item].double().cpu()
     pose = SE3(m[:3, :3], m[:3, 3])
     if int(batch["camera_model"][item]) == CAMERA_PINHOLE:

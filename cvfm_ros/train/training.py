@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from ..config import atomic_write_text, from_dict
-from ..geometry import MountedCamera, PinholeCamera
+from ..geometry import RIG_POSITIONS, CameraRig, MountedCamera, PinholeCamera
 from ..data.synth.augment import AugmentConfig, augment_aerial, augment_ground
 from ..model.checkpoint import load_matcher, load_weights, read_checkpoint, save_checkpoint
 from ..model.extractor import ExtractorConfig
@@ -54,14 +54,26 @@ class DataSettings:
     pinhole_pitch_deg: list[float] = field(default_factory=lambda: [-5.0, 15.0])
     pinhole_aspect: list[float] = field(default_factory=lambda: [0.6, 1.0])
     camera_height_m: list[float] = field(default_factory=lambda: [1.4, 2.2])
+    # Camera rigs (issue 14): this share of the blocks is a rig of square-pixel pinholes looking
+    # towards `rig_cameras` (names of geometry.RIG_POSITIONS), each with a horizontal FOV in
+    # `rig_hfov_deg`, pitched like the pinholes, lifted into one BEV. Drawn apart from the other
+    # cameras, so recipes without rigs draw exactly what they drew before.
+    rig_share: float = 0.0
+    rig_cameras: list[str] = field(default_factory=lambda: ["front", "left", "rear", "right"])
+    rig_hfov_deg: list[float] = field(default_factory=lambda: [80.0, 100.0])
     # Appearance augmentation towards real imagery (data/synth/augment.py); off in the older recipes.
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(enabled=False))
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.pinhole_share <= 1.0:
-            raise ValueError(f"data.pinhole_share: expected a share in [0, 1], got {self.pinhole_share}")
-        for key, low, high in (("pinhole_hfov_deg", 20.0, 170.0), ("pinhole_pitch_deg", -45.0, 45.0),
-                               ("pinhole_aspect", 0.2, 5.0), ("camera_height_m", 0.2, 10.0)):
+        for key in ("pinhole_share", "rig_share"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"data.{key}: expected a share in [0, 1], got {getattr(self, key)}")
+        if not self.rig_cameras or not set(self.rig_cameras) <= set(RIG_POSITIONS) \
+                or len(set(self.rig_cameras)) != len(self.rig_cameras):
+            raise ValueError(f"data.rig_cameras: expected distinct names of {sorted(RIG_POSITIONS)}, got {self.rig_cameras}")
+        for key, low, high in (("pinhole_hfov_deg", 20.0, 170.0), ("rig_hfov_deg", 20.0, 170.0),
+                               ("pinhole_pitch_deg", -45.0, 45.0), ("pinhole_aspect", 0.2, 5.0),
+                               ("camera_height_m", 0.2, 10.0)):
             value = getattr(self, key)
             if len(value) != 2 or not low <= value[0] <= value[1] <= high:
                 raise ValueError(f"data.{key}: expected [min, max] within [{low}, {high}], got {value}")
@@ -127,12 +139,17 @@ class TrainingPairs(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.data.length
 
-    def camera_for(self, index: int) -> MountedCamera:
+    def camera_for(self, index: int) -> MountedCamera | CameraRig:
         """The camera of `index`'s block of `batch` items (the matcher lifts one camera per batch)."""
         draw = random.Random(self.data.seed * 7919 + index // self.batch)
         low, high = self.data.camera_height_m
         height = low + (high - low) * draw.random()
         hg, wg = self.ground_hw
+        rig_draw = random.Random((self.data.seed * 7919 + index // self.batch) * 31 + 17)
+        if self.data.rig_share > 0 and rig_draw.random() < self.data.rig_share:
+            f = 0.5 * wg / math.tan(math.radians(rig_draw.uniform(*self.data.rig_hfov_deg)) / 2)
+            return CameraRig.ring(PinholeCamera(f, f, (wg - 1) / 2, (hg - 1) / 2, wg, hg), height, self.data.rig_cameras,
+                                  math.radians(rig_draw.uniform(*self.data.pinhole_pitch_deg)))
         if self.data.pinhole_share <= 0 or draw.random() >= self.data.pinhole_share:
             return MountedCamera.panorama(wg, hg, height)
         hfov = math.radians(draw.uniform(*self.data.pinhole_hfov_deg))
@@ -153,15 +170,19 @@ class TrainingPairs(torch.utils.data.Dataset):
                            max_offset_frac=self.data.max_offset_frac, bev=self.bev,
                            prior_yaw_noise_deg=self.data.prior_yaw_noise_deg, camera_override=camera)
         if self.data.augment.enabled:
-            sample.ground = augment_ground(sample.ground, rng, self.data.augment, horizon_row=self._horizon_row(camera))
+            if isinstance(camera, CameraRig):  # each camera's image on its own (its own horizon)
+                sample.ground = np.stack([augment_ground(g, rng, self.data.augment, horizon_row=self._horizon_row(c))
+                                          for g, c in zip(sample.ground, camera.cameras)])
+            else:
+                sample.ground = augment_ground(sample.ground, rng, self.data.augment, horizon_row=self._horizon_row(camera))
             sample.aerial = augment_aerial(sample.aerial, rng, self.data.augment)
         t = sample.to_tensors()
-        vis = np.argwhere(sample.visible)
+        vis = np.argwhere(sample.visible)  # (P, 2) rows, cols; (P, 3) camera, rows, cols for a rig
         k = self.data.correspondences
         pick = rng.choice(len(vis), size=min(k, len(vis)), replace=False) if len(vis) else np.zeros(0, int)
         corr = np.zeros((k, 2), np.float32)
         valid = np.zeros(k, bool)
-        corr[: len(pick)] = sample.aerial_uv[vis[pick, 0], vis[pick, 1]]
+        corr[: len(pick)] = sample.aerial_uv[tuple(vis[pick].T)]
         valid[: len(pick)] = True
         return {"ground": t["ground"], "aerial": t["aerial"], "prior_yaw": t["prior_yaw"],
                 "aerial_mpp": torch.tensor(self.data.aerial_mpp, dtype=torch.float32),
