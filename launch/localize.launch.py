@@ -34,6 +34,10 @@ ARGUMENTS = [
     ("camera_frame", "", "camera TF frame (extrinsics from TF base_link -> camera_frame); empty keeps params_file's"),
     ("camera_extrinsics", "", "'x,y,roll,pitch,yaw' (metres, degrees) of the camera in base_link, used without "
                               "TF; empty keeps params_file's"),
+    ("camera_rig", "", "a camera rig: comma-separated camera names (e.g. front,left,rear,right); camera NAME's "
+                       "image and camera_info come from <rig_topic_prefix>/NAME/image_raw and .../camera_info "
+                       "(image_topic and camera_info_topic are then unused); empty keeps params_file's"),
+    ("rig_topic_prefix", "/cameras", "topic prefix of the rig's cameras"),
     ("odom_topic", "/odom", "wheel/visual odometry (nav_msgs/Odometry)"),
     ("tiles", "", "satellite tile cache (XYZ folder or .mbtiles); empty keeps params_file's"),
     ("datum", "", "map datum 'lat,lon[,alt]'; empty keeps params_file's"),
@@ -92,11 +96,22 @@ def _overrides(context):
     # Never have two publishers of map -> odom.
     params["tf_mode"] = "leaf" if with_ekf else "map_to_odom"
     image = get("image_topic")
+    remappings = [("image", image), ("image/compressed", f"{image}/compressed"),
+                  ("camera_info", get("camera_info_topic")), ("odom", get("odom_topic"))]
+    if get("camera_rig"):
+        names = [n.strip() for n in get("camera_rig").split(",")]
+        if not all(n.isidentifier() for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"launch argument camera_rig: expected distinct camera names separated by commas, "
+                             f"got {get('camera_rig')!r}")
+        params["camera.rig"], params["camera.model"] = ",".join(names), "pinhole"
+        prefix = get("rig_topic_prefix").rstrip("/")
+        for n in names:
+            remappings += [(f"{n}/image", f"{prefix}/{n}/image_raw"),
+                           (f"{n}/image/compressed", f"{prefix}/{n}/image_raw/compressed"),
+                           (f"{n}/camera_info", f"{prefix}/{n}/camera_info")]
     localizer = Node(
         package="cvfm_ros", executable="localizer_node", name="cvfm_localizer", output="screen",
-        parameters=[get("params_file"), params],
-        remappings=[("image", image), ("image/compressed", f"{image}/compressed"),
-                    ("camera_info", get("camera_info_topic")), ("odom", get("odom_topic"))],
+        parameters=[get("params_file"), params], remappings=remappings,
     )
     nodes = [("cvfm_localizer", localizer)]
     if with_ekf:

@@ -13,7 +13,7 @@ def test_launch_file_declares_the_documented_arguments():
              if isinstance(node, ast.Tuple) and len(node.elts) == 3 and isinstance(node.elts[0], ast.Constant)}
     assert {"params_file", "use_sim_time", "namespace", "image_topic", "camera_info_topic", "odom_topic", "tiles",
             "datum", "backend", "with_ekf", "use_compressed", "camera_model", "camera_height", "camera_frame",
-            "camera_extrinsics"} <= names
+            "camera_extrinsics", "camera_rig", "rig_topic_prefix"} <= names
 
 
 @pytest.mark.skipif(importlib.util.find_spec("launch_ros") is None,
