@@ -27,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, default=60, help="measured frames (after warm-up)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch/ORT threads (0: all cores)")
-    parser.add_argument("--camera", default="pano", choices=["pano", "pinhole"])
+    parser.add_argument("--camera", default="pano", choices=["pano", "pinhole", "rig"],
+                        help="pano, a forward pinhole, or rig: four pinholes (front, left, rear, right) per frame")
+    parser.add_argument("--sequential", type=int, default=0, metavar="K",
+                        help="sequential BEV over the last K frames (matcher.sequential_frames; 0: off)")
     parser.add_argument("--json", required=True, help="output JSON path")
     parser.set_defaults(func=run)
 
@@ -51,12 +54,18 @@ def _bench_one(args: dict, queue: mp.Queue) -> None:
         config.matcher.weights = args["weights"]
         config.matcher.backend = args["backend"]
         config.matcher.device = args["device"]
+        config.matcher.sequential_frames = args["sequential"]
         localizer = Localizer(config, tiles=tiles)
+        memory = _memory_for(localizer)
         stages: dict[str, list[float]] = {}
         statuses: dict[str, int] = {}
         for k, (image, camera, prior, cov, stamp) in enumerate(frames):
             started = time.perf_counter()
-            result = localizer.localize(image, camera, prior, cov, stamp)
+            # the memory as a session keeps it (the truth-near prior standing in for odometry)
+            inputs = memory.inputs(stamp, prior, 0.0, localizer.memory_shapes) if memory else None
+            result = localizer.localize(image, camera, prior, cov, stamp, memory=inputs)
+            if memory and result.frame_bev is not None:
+                memory.add(stamp, prior, 0.0, result.frame_bev)
             total = (time.perf_counter() - started) * 1e3
             if k < args["warmup"]:
                 continue
@@ -80,11 +89,23 @@ def _bench_one(args: dict, queue: mp.Queue) -> None:
         queue.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
+def _memory_for(localizer):
+    """A BEV memory for the localizer's sequential BEV, or None when it is off."""
+    if not localizer.memory_frames:
+        return None
+    from ..runtime.bev_memory import BevMemory
+    from ..runtime.prior import PriorConfig
+
+    return BevMemory(localizer.memory_frames, localizer.config.matcher.sequential_max_age_s, PriorConfig())
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import atomic_write_text
 
     if args.frames < 1 or args.warmup < 0:
         raise ValueError("--frames must be >= 1 and --warmup >= 0")
+    if not 0 <= args.sequential <= 20:
+        raise ValueError(f"--sequential: expected 0 to 20 frames, got {args.sequential}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(backends) - {"torch", "onnxruntime", "tensorrt"}
     if unknown:
@@ -113,33 +134,41 @@ def run(args: argparse.Namespace) -> int:
 
 def benchmark_frames(camera: str, count: int, cache: bool = True, seed: int = 0):
     """Frames of a generated drive for latency benchmarks: [(image, MountedCamera, prior, prior_cov,
-    stamp)], the LocalizerConfig pointing at the drive's tiles and datum, and no tile store (the
-    localizer opens its own). Priors are the truth perturbed by 3 m / 3 deg."""
+    stamp)] (for a rig: a list of images and the CameraRig), the LocalizerConfig pointing at the
+    drive's tiles and datum, and no tile store (the localizer opens its own). Priors are the truth
+    perturbed by 3 m / 3 deg."""
     import math
 
     import numpy as np
 
     from ..data.drive import DriveSpec, generate_drive, load_drive
-    from ..geometry import MountedCamera
+    from ..eval.benchmark import RIG_CAMERAS
+    from ..geometry import CameraRig, MountedCamera
     from ..io import camera_info_to_camera, image_to_numpy, odometry_to_se2, read_bag, transform_to_se3
     from ..runtime.settings import LocalizerConfig
 
     root = Path(os.environ.get("CVFM_ROS_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
     duration = max(5.0, count / 10.0 + 1.0)
+    spec_camera = "rig:" + ",".join(RIG_CAMERAS) if camera == "rig" else camera
     drive_dir = root / f"bench_drive_{camera}_s{seed}_{int(duration)}s"
     drive = load_drive(drive_dir) if (drive_dir / "drive.json").is_file() else generate_drive(
-        drive_dir, DriveSpec(seed=seed, duration_s=duration, camera=camera), progress=False)
-    truth, frames, mounted, extr = {}, [], None, None
-    topics = ["/tf_static", drive.topics["camera_info"], drive.topics["ground_truth"], drive.topics["image"]]
-    for m in read_bag(drive.bag, topics):
+        drive_dir, DriveSpec(seed=seed, duration_s=duration, camera=spec_camera), progress=False)
+    names = tuple(drive.topics.get("rig", [""]))  # one unnamed camera unless a rig
+    image_topics = {drive.topics["image"].format(name=n): n for n in names}
+    info_topics = {drive.topics["camera_info"].format(name=n): n for n in names}
+    truth, extr, models, captures = {}, {}, {}, {}
+    for m in read_bag(drive.bag, ["/tf_static", *info_topics, drive.topics["ground_truth"], *image_topics]):
         if m.topic == "/tf_static":
-            extr = transform_to_se3(m.message.transforms[0].transform)
-        elif m.topic == drive.topics["camera_info"] and mounted is None:
-            mounted = MountedCamera(camera_info_to_camera(m.message), extr)
+            extr = {tf.child_frame_id: transform_to_se3(tf.transform) for tf in m.message.transforms}
+        elif m.topic in info_topics:
+            models.setdefault(info_topics[m.topic], MountedCamera(camera_info_to_camera(m.message),
+                                                                  extr[m.message.header.frame_id]))
         elif m.topic == drive.topics["ground_truth"]:
             truth[m.stamp_ns] = odometry_to_se2(m.message).data.numpy().astype(float)
-        elif m.topic == drive.topics["image"] and len(frames) < count:
-            frames.append((m.stamp_ns, image_to_numpy(m.message)))
+        elif m.topic in image_topics and (len(captures) < count or m.stamp_ns in captures):
+            captures.setdefault(m.stamp_ns, {})[image_topics[m.topic]] = image_to_numpy(m.message)
+    mounted = CameraRig(tuple(models[n] for n in names), names) if camera == "rig" else models[""]
+    frames = [(s, [c[n] for n in names] if camera == "rig" else c[""]) for s, c in sorted(captures.items())]
     rng = np.random.default_rng(seed)
     cov = np.diag([9.0, 9.0, math.radians(3) ** 2])
     out = [(img, mounted, truth[s] + rng.normal(0, [3, 3, math.radians(3)]), cov, s * 1e-9) for s, img in frames]

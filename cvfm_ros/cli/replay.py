@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--matcher", default="", choices=["", "model", "baseline"], help="override matcher.kind")
     parser.add_argument("--weights", default="", help="override matcher.weights")
     parser.add_argument("--backend", default="", choices=["", "auto", "torch", "onnxruntime", "tensorrt"])
+    parser.add_argument("--sequential", type=int, default=None, metavar="K",
+                        help="sequential BEV over the last K frames (overrides matcher.sequential_frames; 0: off)")
     parser.add_argument("--rate", type=float, default=0.0, help="process images at most this often (Hz; 0: all)")
     parser.add_argument("--image-topic", default=REPLAY_TOPIC_DEFAULTS["image_topic"],
                         help="image topic; with camera.rig a template such as /cameras/{name}/image_raw")
@@ -113,6 +115,8 @@ def replay_one(bag: str, out: str, options: dict) -> dict:
     for key, attr in (("matcher", "kind"), ("weights", "weights"), ("backend", "backend")):
         if options.get(key):
             setattr(settings.matcher, attr, options[key])
+    if options.get("sequential") is not None:
+        settings.matcher.sequential_frames = options["sequential"]
     settings.tiles.max_zoom = max(settings.tiles.max_zoom, 20)
     settings.validate()
     datum = Datum(settings.datum.latitude, settings.datum.longitude, settings.datum.altitude)

@@ -11,7 +11,9 @@ north-up; `aerial_mpp` float or (B,) metres per aerial pixel; `prior_yaw` (B,) r
 (one per batch; immutable): passed per call, else the default given at construction or by
 `set_camera`. Backends and evaluation pass it per call, so one matcher serves several cameras.
 A CameraRig of R cameras is lifted into one BEV: `ground` is then (B, R, 3, Hg, Wg), image i of
-camera i (docs/MODEL.md, "Camera rigs").
+camera i (docs/MODEL.md, "Camera rigs"). Optional `bev_memory`: the BEVs of past frames with their
+odometry poses relative to this frame (model/sequential.py), fused with this frame's BEV before
+matching (sequential BEV); the pose stays this frame's.
 
 Output (dict of tensors): `pose` (B, 3) (x, y, yaw) of `base_link` in the aerial patch frame
 (origin at the patch centre, x east, y north, yaw CCW from east); `covariance` (B, 3, 3);
@@ -26,7 +28,10 @@ expected height under the height softmax when the Surface Model is off); and for
 (B, N+1, M), `match_prob` (B, N, M), `bev_valid` (B, Hb, Wb), `height_weights` (B, K_h, Hb, Wb),
 `bev_yaw` (B,), `aerial_mpp` (B,), `pose_solvable` (B,) (the Procrustes is well-posed, whatever
 the confidence), `residual_rms` (B,), `effective_matches` (B,), `effective_inliers` (B,) (effective
-matches times the share of match weight the robust solve kept; ranks yaw hypotheses).
+matches times the share of match weight the robust solve kept; ranks yaw hypotheses). This frame's
+own BEV, what a later frame's `bev_memory` holds: `frame_bev_features` (B, C, Hb, Wb) (descriptor
+head input before fusion), `frame_bev_valid` (B, Hb, Wb) float, `frame_surface_height` (B, Hb, Wb);
+`bev_valid` and `surface_height` are the fused ones.
 N = Hb*Wb BEV cells, M = aerial feature cells, both row-major.
 
 Convention: CONVENTIONS.md (ENU, yaw CCW from east, OpenCV pixel centres, panorama layout).
@@ -45,6 +50,7 @@ from cvfm_ros.geometry import CameraRig, MetricGrid, MountedCamera, check_tensor
 from .extractor import ExtractorConfig, build_extractor
 from .lifting import BEVLifter, LiftingConfig, bev_points_in_base
 from .matching import BEVContext, DescriptorHead, MatchingConfig, SimilarityMatcher
+from .sequential import DEFAULT_MIN_WEIGHT, check_memory, fuse_bev
 from .pose import (PoseSolverConfig, aerial_pixels_to_metric, refine_subcell, select_matches, solve_pose,
                    window_table)
 from .simrefiner import SimRefiner, SimRefinerConfig
@@ -214,6 +220,39 @@ class ViewBridgeMatcher(nn.Module):
         yaw = check_tensor("prior_yaw", batch["prior_yaw"], (b,))
         if not torch.isfinite(yaw).all():
             raise ValueError("prior_yaw: expected finite values, found NaN or inf")
+        if batch.get("bev_memory") is not None:
+            check_memory(batch["bev_memory"], b, self.bev_input_channels, (self.config.lifting.bev_cells,) * 2)
+
+    @property
+    def bev_input_channels(self) -> int:
+        """Channels of the BEV the descriptor head reads (and a BEV memory holds)."""
+        return self.ground_extractor.out_channels + 1 + (1 if self.surface_model is not None else 0)
+
+    def lift_frame(self, ground: torch.Tensor, camera: MountedCamera | CameraRig,
+                   bev_yaw: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One frame's BEV: `features` (B, C, N) what the descriptor head reads (pooled features,
+        visibility, surface height), `valid` (B, N) bool, `surface_height` (B, N),
+        `height_weights` (B, K, N) and, with the Surface Model, `surface_mask` (B, K, N)."""
+        cfg = self.config
+        if isinstance(camera, CameraRig):  # one extractor pass over every camera's image
+            ground_feat = self.ground_extractor(ground.flatten(0, 1))
+            ground_feat = ground_feat.view(ground.shape[0], ground.shape[1], *ground_feat.shape[1:])
+        else:
+            ground_feat = self.ground_extractor(ground)
+        lifted = self.lifter(ground_feat, cfg.ground_hw, camera, bev_yaw)
+        weights, bev_valid = lifted["height_weights"], lifted["bev_valid"]
+        visible = bev_valid.to(ground.dtype).unsqueeze(1)  # (B, 1, N)
+        out = {"valid": bev_valid, "height_weights": weights}
+        if self.surface_model is not None:
+            surf = self.surface_model(lifted["volume"], weights)
+            lo, hi = cfg.lifting.height_min_m, cfg.lifting.height_max_m
+            h_channel = ((surf["surface_height"] - lo) / max(hi - lo, 1e-6)).unsqueeze(1)
+            out.update(features=torch.cat([surf["features"], visible, h_channel * visible], 1),
+                       surface_height=surf["surface_height"], surface_mask=surf["surface_mask"])
+        else:
+            out.update(features=torch.cat([height_pool(lifted["volume"], weights), visible], 1),
+                       surface_height=(weights * self.heights.to(weights).view(1, -1, 1)).sum(1))
+        return out
 
     # ---- forward --------------------------------------------------------------------------
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -231,28 +270,23 @@ class ViewBridgeMatcher(nn.Module):
         bev_yaw = prior_yaw if cfg.use_prior_yaw else torch.zeros_like(prior_yaw)
         hb = wb = cfg.lifting.bev_cells
 
-        if isinstance(camera, CameraRig):  # one extractor pass over every camera's image
-            ground_feat = self.ground_extractor(ground.flatten(0, 1))
-            ground_feat = ground_feat.view(b, ground.shape[1], *ground_feat.shape[1:])
-        else:
-            ground_feat = self.ground_extractor(ground)
+        frame = self.lift_frame(ground, camera, bev_yaw)
         aerial_feat = self.aerial_extractor(aerial)
-
-        lifted = self.lifter(ground_feat, cfg.ground_hw, camera, bev_yaw)
-        weights, bev_valid = lifted["height_weights"], lifted["bev_valid"]
-        visible = bev_valid.to(ground.dtype).unsqueeze(1)  # (B, 1, N)
-        out: dict[str, torch.Tensor] = {}
-        if self.surface_model is not None:
-            surf = self.surface_model(lifted["volume"], weights)
-            pooled, surface_height = surf["features"], surf["surface_height"]
-            lo, hi = cfg.lifting.height_min_m, cfg.lifting.height_max_m
-            h_channel = ((surface_height - lo) / max(hi - lo, 1e-6)).unsqueeze(1)
-            bev_in = torch.cat([pooled, visible, h_channel * visible], 1)
-            out["surface_mask"] = surf["surface_mask"].reshape(b, -1, hb, wb)
-        else:
-            pooled = height_pool(lifted["volume"], weights)
-            surface_height = (weights * self.heights.to(weights).view(1, -1, 1)).sum(1)
-            bev_in = torch.cat([pooled, visible], 1)
+        out: dict[str, torch.Tensor] = {
+            "frame_bev_features": frame["features"].reshape(b, -1, hb, wb),
+            "frame_bev_valid": frame["valid"].to(ground.dtype).reshape(b, hb, wb),
+            "frame_surface_height": frame["surface_height"].reshape(b, hb, wb)}
+        if "surface_mask" in frame:
+            out["surface_mask"] = frame["surface_mask"].reshape(b, -1, hb, wb)
+        bev_in, bev_valid, surface_height, weights = frame["features"], frame["valid"], frame["surface_height"], \
+            frame["height_weights"]
+        memory = batch.get("bev_memory")
+        from_memory = torch.zeros_like(bev_valid)
+        if memory is not None:  # sequential BEV: past frames warped in by odometry
+            fused = fuse_bev(bev_in, bev_valid, surface_height, memory, self.bev_cell_xy, bev_yaw, self.bev_grid,
+                             DEFAULT_MIN_WEIGHT)
+            bev_in, bev_valid = fused["features"], fused["valid"]
+            surface_height, from_memory = fused["surface_height"], fused["from_memory"]
         bev_in = bev_in.reshape(b, -1, hb, wb)
         if self.bev_context is not None:
             bev_in = self.bev_context(bev_in)
@@ -281,12 +315,15 @@ class ViewBridgeMatcher(nn.Module):
         else:
             ground_uv, ground_ok = camera.project_base_points(match_points)
             ground_camera = torch.where(ground_ok, torch.zeros_like(ground_ok, dtype=torch.int64), -1)
-        match_weights = sel["weights"] * ground_ok.to(sel["weights"].dtype)
+        # A match must be seen: in this frame's image at its surface height, or in the memory.
+        seen = ground_ok | torch.gather(from_memory, 1, sel["bev_index"])
+        match_weights = sel["weights"] * seen.to(sel["weights"].dtype)
         # Unseen points project to meaningless (possibly huge) pixels: mark them (-1, -1) instead.
         ground_uv = torch.where(ground_ok.unsqueeze(-1), ground_uv, torch.full_like(ground_uv, -1.0))
         cell_m = mpp * self.aerial_extractor.stride
         solved = solve_pose(bev_xy, aerial_xy, match_weights, cfg.pose, cell_m,
-                            cfg.pose.train_robust_iterations if self.training else cfg.pose.robust_iterations)
+                            cfg.pose.train_robust_iterations if self.training else cfg.pose.robust_iterations,
+                            cfg.pose.gate_for(camera_kind(camera)))
 
         out.update({
             "pose": solved["pose"],
@@ -315,6 +352,11 @@ class ViewBridgeMatcher(nn.Module):
             "effective_inliers": solved["effective_inliers"],
         })
         return out
+
+
+def camera_kind(camera: MountedCamera | CameraRig) -> str:
+    """"rig", or the camera model's kind ("panorama", "pinhole"): what a validity gate is for."""
+    return "rig" if isinstance(camera, CameraRig) else camera.camera.kind
 
 
 def count_parameters(module: nn.Module) -> dict[str, int]:

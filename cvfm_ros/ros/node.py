@@ -374,7 +374,8 @@ class LocalizerNode(LifecycleNode):
         result, latency_ms = None, None
         if frame.result is None:
             started = time.perf_counter()
-            result = session.localizer.localize(image, camera, frame.prior, frame.prior_cov, stamp)
+            result = session.localizer.localize(image, camera, frame.prior, frame.prior_cov, stamp,
+                                                **frame.localize_kwargs())
             latency_ms = (time.perf_counter() - started) * 1e3
         with self._lock:
             if self.session is not session:

@@ -30,7 +30,7 @@ import torch
 
 from ..geometry import CameraRig, MetricGrid, MountedCamera, PinholeCamera
 from ..geometry.planar import wrap
-from ..model.export import EXPORT_INPUTS, EXPORT_OUTPUTS, ExportableMatcher
+from ..model.export import EXPORT_INPUTS, EXPORT_OUTPUTS, ExportableMatcher, contract, memory_shapes
 from ..model.matcher import DEFAULT_AERIAL_MPP
 from ..model.yaw_search import pick_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
@@ -121,12 +121,13 @@ def _camera_key(camera: Cameras) -> str:
     return repr((intr, ext))
 
 
-def artifact_key(matcher: torch.nn.Module, camera_key: str, example: dict[str, np.ndarray]) -> str:
+def artifact_key(matcher: torch.nn.Module, camera_key: str, example: dict[str, np.ndarray],
+                 outputs: list[str] = OUTPUTS) -> str:
     """Key of the matcher's exported artifacts (ONNX file, TensorRT engines): its weights, config
     (solver settings change the traced graph), camera, input shapes, outputs and model code."""
     shapes = repr({k: v.shape for k, v in example.items()})
     config = repr(getattr(matcher, "config", None))
-    return cache_key(matcher.state_dict(), "|".join([camera_key, shapes, config, repr(OUTPUTS), source_digest()]))
+    return cache_key(matcher.state_dict(), "|".join([camera_key, shapes, config, repr(outputs), source_digest()]))
 
 
 class Localizer:
@@ -154,6 +155,11 @@ class Localizer:
         self.camera_models = tuple(meta.get("camera_models", ["panorama"]))
         self.covariance_scale = float(meta.get("covariance_scale", 1.0))
         self.covariance_floor = np.diag(meta.get("covariance_floor", COVARIANCE_FLOOR))
+        # Sequential BEV: past frames' BEVs in, this frame's out (a fixed number of slots: static
+        # shapes); the classical baseline has no BEV to keep.
+        self.memory_frames = int(config.matcher.sequential_frames) if hasattr(matcher, "bev_input_channels") else 0
+        self.inputs, self.outputs = contract(self.memory_frames)
+        self.memory_shapes = memory_shapes(matcher, self.memory_frames) if self.memory_frames else {}
         self._backends: dict[str, object] = {}
         self.backend_name = "not selected yet"
         self.backend_attempts: list[tuple[str, str]] = []
@@ -206,15 +212,15 @@ class Localizer:
     def _backend_for(self, model_camera: Cameras, example: dict[str, np.ndarray]):
         key = _camera_key(model_camera)
         if key not in self._backends:
-            wrapper = ExportableMatcher(self.matcher, self.aerial_mpp, model_camera).eval()
-            artifact = artifact_key(self.matcher, key, example)
+            wrapper = ExportableMatcher(self.matcher, self.aerial_mpp, model_camera, self.memory_frames).eval()
+            artifact = artifact_key(self.matcher, key, example, self.outputs)
             backend = self.config.matcher.backend
             if not getattr(self.matcher, "exportable", True):
                 # The classical baseline searches with OpenCV on numpy arrays: a traced graph would
                 # freeze its result into constants, so it only runs in torch.
                 backend = "torch"
             selection = select_backend(backend, self.config.matcher.device, wrapper, example,
-                                       INPUTS, OUTPUTS, self.cache_dir, artifact, ["pose"],
+                                       self.inputs, self.outputs, self.cache_dir, artifact, ["pose"],
                                        {"pose": 0.05})
             self._backends[key] = selection.backend
             self.backend_name = selection.backend.name
@@ -235,15 +241,23 @@ class Localizer:
             "ground": rng.random((1, *rig, 3, size[1], size[0]), dtype=np.float32),
             "aerial": rng.random((1, 3, self.aerial_size, self.aerial_size), dtype=np.float32),
             "prior_yaw": np.zeros(1, dtype=np.float32),
+            **self.empty_memory(),
         }
         self._backend_for(model_camera, example)
         return self.backend_name
 
     # ------------------------------------------------------------------ per frame
+    def empty_memory(self) -> dict[str, np.ndarray]:
+        """Memory inputs with every slot empty (sequential BEV; {} when it is off)."""
+        return {name: np.zeros(shape, dtype=np.float32) for name, shape in self.memory_shapes.items()}
+
     def localize(self, image: np.ndarray | list[np.ndarray], camera: Cameras, prior: np.ndarray,
-                 prior_cov: np.ndarray, stamp: float, aerial=None) -> LocalizationResult:
+                 prior_cov: np.ndarray, stamp: float, aerial=None,
+                 memory: dict[str, np.ndarray] | None = None) -> LocalizationResult:
         """One frame (of a rig: one image per camera); `aerial`: a patch source used instead of the
-        tile store (`localize_pair`).
+        tile store (`localize_pair`); `memory`: past frames' BEVs (runtime/bev_memory.py) when
+        sequential BEV is on (None: an empty memory); the result then carries this frame's BEV
+        (`frame_bev`) for the next frames.
         Stages (each timed): input checks, tiles, preprocessing, model (once per yaw hypothesis),
         solve and gates."""
         timings: dict[str, float] = {}
@@ -264,6 +278,8 @@ class Localizer:
 
         t0 = time.perf_counter()
         example, model_camera, scale = self._model_inputs(image, camera, patch, prior)
+        if self.memory_frames:
+            example.update(memory if memory is not None else self.empty_memory())
         timings["preprocess"] = (time.perf_counter() - t0) * 1e3
 
         t0 = time.perf_counter()
@@ -275,8 +291,8 @@ class Localizer:
         try:
             backend = self._backend_for(model_camera, example)
             # Backends have static batch-1 shapes, so hypotheses run one after the other.
-            out, _ = pick_hypothesis([backend({**example, "prior_yaw": np.array([yaw], dtype=np.float32)})
-                                      for yaw in yaws])
+            out, picked = pick_hypothesis([backend({**example, "prior_yaw": np.array([yaw], dtype=np.float32)})
+                                           for yaw in yaws])
         except ValueError as exc:
             timings["model"] = (time.perf_counter() - t0) * 1e3
             return LocalizationResult(stamp, Status.BAD_INPUT, str(exc), timings_ms=timings)
@@ -285,6 +301,9 @@ class Localizer:
         t0 = time.perf_counter()
         result = self._solve(out, patch, scale, stamp, timings)
         result.yaw_hypotheses = len(yaws)
+        if self.memory_frames:  # this frame's own BEV, lifted at the picked hypothesis' yaw
+            result.frame_bev = {"features": out["frame_bev_features"][0], "valid": out["frame_bev_valid"][0],
+                                "surface_height": out["frame_surface_height"][0], "bev_yaw": float(yaws[picked])}
         self._gate(result, prior, prior_cov, bool(out["valid"][0] > 0.5))
         timings["solve"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3

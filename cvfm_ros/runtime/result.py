@@ -64,6 +64,8 @@ class LocalizationResult:
     coverage: float | None = None
     aerial_image: np.ndarray | None = None  # the aerial patch used (H, W, 3) uint8, for debug output
     yaw_hypotheses: int = 1  # matcher runs for this frame (more than 1 where the prior yaw was loose)
+    # sequential BEV: this frame's BEV for the next frames' memory (runtime/bev_memory.py)
+    frame_bev: dict | None = None
 
     @property
     def ok(self) -> bool:

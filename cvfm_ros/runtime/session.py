@@ -15,6 +15,7 @@ import numpy as np
 
 from ..geometry import MountedCamera
 from ..geometry.planar import wrap
+from .bev_memory import BevMemory
 from .prior import PriorConfig, PriorTracker
 from .result import LocalizationResult, Status
 
@@ -58,6 +59,12 @@ class PendingFrame:
     prior_cov: np.ndarray | None = None
     result: LocalizationResult | None = None
     resets: int = 0  # the tracker's reset count when the frame started
+    odometry: tuple[np.ndarray, float] | None = None  # (odom pose, path length) at the stamp
+    memory: dict[str, np.ndarray] | None = None  # sequential BEV: the past frames' BEVs for the localizer
+
+    def localize_kwargs(self) -> dict:
+        """Extra arguments of `localize` for this frame (the BEV memory where one is kept)."""
+        return {"memory": self.memory} if self.memory is not None else {}
 
 
 class LocalizationSession:
@@ -74,6 +81,12 @@ class LocalizationSession:
         # A seed from configuration (the pose where the robot starts): applied again after a
         # confirmed backwards time jump (a bag restarted or sim time reset puts the robot there).
         self._standing_seed: tuple[np.ndarray, np.ndarray | None] | None = None
+        # Sequential BEV (the localizer says how many past frames it takes): their BEVs live here,
+        # with the odometry they were taken at, and go when the odometry restarts.
+        frames = int(getattr(localizer, "memory_frames", 0) or 0)
+        self.memory = (BevMemory(frames, localizer.config.matcher.sequential_max_age_s, self.tracker.config)
+                       if frames else None)
+        self._memory_resets = self.tracker.resets
 
     def on_odometry(self, stamp: float, odom_pose: np.ndarray) -> None:
         """Raises ValueError for a non-finite pose (the caller counts and logs it)."""
@@ -119,6 +132,14 @@ class LocalizationSession:
             frame.result = LocalizationResult(stamp, Status.NO_PRIOR, reason)
         else:
             frame.prior, frame.prior_cov = prior
+            if self.memory is not None:
+                if self._memory_resets != self.tracker.resets:  # odometry restarted: old poses mean nothing
+                    self.memory.clear()
+                    self._memory_resets = self.tracker.resets
+                frame.odometry = self.tracker.odom_at(stamp)
+                if frame.odometry is not None:
+                    frame.memory = self.memory.inputs(stamp, frame.odometry[0], frame.odometry[1],
+                                                      self.localizer.memory_shapes)
         return frame
 
     def complete_frame(self, frame: PendingFrame, result: LocalizationResult | None = None,
@@ -136,6 +157,9 @@ class LocalizationSession:
             # taken again now: a seed that arrived during inference is respected.
             prior = self.tracker.prior_at(frame.stamp) or (frame.prior, frame.prior_cov)
             self.tracker.set_fix(frame.stamp, *fuse(prior[0], prior[1], result.pose, result.covariance))
+        if (self.memory is not None and result.frame_bev is not None and frame.odometry is not None
+                and self.tracker.resets == frame.resets):
+            self.memory.add(frame.stamp, frame.odometry[0], frame.odometry[1], result.frame_bev)
         if frame.result is None and latency_ms is not None:
             self.stats.latencies_ms.append(latency_ms)
         self.stats.statuses[result.status.name] += 1
@@ -151,7 +175,7 @@ class LocalizationSession:
         if frame.result is not None:
             return self.complete_frame(frame)
         started = time.perf_counter()
-        result = self.localizer.localize(image, camera, frame.prior, frame.prior_cov, stamp)
+        result = self.localizer.localize(image, camera, frame.prior, frame.prior_cov, stamp, **frame.localize_kwargs())
         return self.complete_frame(frame, result, (time.perf_counter() - started) * 1e3)
 
 

@@ -94,6 +94,10 @@ class MatcherSettings:
     backend: str = setting("auto", "inference backend", choices=("auto", "torch", "onnxruntime", "tensorrt"), **RO)
     device: str = setting("auto", "inference device", choices=("auto", "cuda", "cpu"), **RO)
     cache_dir: str = setting("", "where exported ONNX/TensorRT engines are cached (empty: ~/.cache/cvfm_ros)", **RO)
+    sequential_frames: int = setting(0, "sequential BEV: fuse the BEVs of up to this many past frames, warped by "
+                                     "odometry, into each frame's BEV before matching (0: off)", range=(0, 20), **RO)
+    sequential_max_age_s: float = setting(5.0, "sequential BEV: past frames older than this are left out, seconds",
+                                          range=(0.1, 600.0))
     yaw_search_step_deg: float = setting(DEFAULT_STEP_DEG, "where the prior yaw's ±3 sigma is wider than this, "
                                          "run the matcher at "
                                          "yaw hypotheses this far apart and keep the one with most effective inliers "
