@@ -416,6 +416,29 @@ def test_rig_lifting_fills_one_bev_from_every_camera():
     assert err.numel() > 20 and err.median() < 0.02 and err.max() < 0.1
 
 
+def test_each_camera_kind_has_its_own_validity_gate():
+    torch.manual_seed(0)
+    pinhole = RIG.cameras[0]
+    batch, _ = flat_world_batch(1, (32, 32), 0.5, pinhole, max_offset_m=3.0, bev_cells=8, seed=4)
+    rig_batch = {**batch, "camera": CameraRig((pinhole,)), "ground": batch["ground"][:, None]}
+    model = _tiny().eval()
+    # an untrained matcher: open the other validity conditions so that the gate decides
+    model.config = replace(model.config, pose=replace(model.config.pose, min_effective_matches=0.0,
+                                                      min_inlier_share=0.0))
+    with torch.no_grad():
+        single = model(batch)
+        assert single["valid"].all() and model(rig_batch)["valid"].all()
+        model.config = replace(model.config, pose=replace(model.config.pose, min_effective_inliers=1e9))
+        assert not model(batch)["valid"].any()  # the gate applies
+        model.config = replace(model.config, pose=replace(model.config.pose, min_effective_inliers=0.0,
+                                                          camera_gates={"rig": 1e9}))
+        assert torch.equal(model(batch)["valid"], single["valid"])  # only rigs are held to the rig gate
+        assert not model(rig_batch)["valid"].any()
+    assert model.config.pose.gate_for("pinhole") == model.config.pose.min_effective_inliers
+    with pytest.raises(ValueError, match="camera_gates"):
+        replace(model.config.pose, camera_gates={"fisheye": 1.0})
+
+
 def test_a_rig_of_one_camera_is_that_camera_and_rig_input_is_checked():
     torch.manual_seed(0)
     pinhole = RIG.cameras[1]

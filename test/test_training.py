@@ -133,6 +133,7 @@ def test_release_recalibrates_existing_weights(tmp_path):
     before, after = read_checkpoint(SHIPPED_WEIGHTS), read_checkpoint(out)
     assert all(torch.equal(v, after["state_dict"][k]) for k, v in before["state_dict"].items())
     assert after["config"]["pose"]["min_effective_inliers"] > 0
+    assert after["config"]["pose"]["camera_gates"] == {}  # panoramas only: no pinhole or rig gate
     runtime = after["extra"]["runtime"]
     assert runtime["covariance_scale"] > 1 and runtime["camera_models"] == ["panorama"]
     assert main(["release", str(SHIPPED_WEIGHTS), "--out", str(out), "--calibrate", "5"]) == 2

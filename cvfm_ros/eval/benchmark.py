@@ -245,7 +245,7 @@ def calibrate_validity_gate(matcher: torch.nn.Module, files: list[Path], mpp: fl
 
     previous = matcher.config
     # Score every pair with this gate open (the other validity conditions stay as they are).
-    matcher.config = replace(previous, pose=replace(previous.pose, min_effective_inliers=0.0))
+    matcher.config = replace(previous, pose=replace(previous.pose, min_effective_inliers=0.0, camera_gates={}))
     try:
         pos, neg = [], []
         shift = len(files) // 2
@@ -273,29 +273,45 @@ def calibrate_validity_gate(matcher: torch.nn.Module, files: list[Path], mpp: fl
             "negative_scores_max": float(max(s for s, _ in neg))}
 
 
+def gate_camera_kinds(checkpoint: str | Path) -> list[str]:
+    """The kinds of ground camera (pose.CAMERA_KINDS) a checkpoint's validity gate is calibrated
+    for: panoramas always, pinholes and rigs of them where its training showed pinholes."""
+    from ..model import read_checkpoint
+    from ..train.release import trained_camera_models
+
+    models = trained_camera_models(read_checkpoint(checkpoint).get("extra", {}).get("train_config", {}))
+    return ["panorama", "pinhole", "rig"] if "pinhole" in models else ["panorama"]
+
+
 def calibrate_for_release(checkpoint: str | Path, pairs: int, mpp: float, cache: Path,
                           gate: bool) -> tuple[dict, dict, list[str]]:
-    """Validity gate (with `gate`) and covariance scale of a checkpoint, calibrated on the
-    validation draw (synth-same seed 1, `pairs` pairs, not a test draw) -> (runtime metadata,
-    pose-solver settings, a report line per calibration). The covariance is calibrated with the
-    new gate in place, over the fixes that stay valid."""
+    """Validity gate (with `gate`; one per camera kind the checkpoint serves, each on its own
+    validation draw: synth-same seed 1, `pairs` pairs, not a test draw) and covariance scale
+    (panoramas) -> (runtime metadata, pose-solver settings, a report line per calibration). The
+    covariance is calibrated with the new gate in place, over the fixes that stay valid."""
     from dataclasses import replace
 
     from ..model import load_matcher
     from ..runtime.localizer import COVARIANCE_FLOOR
 
     matcher = load_matcher(checkpoint)
-    files = benchmark_pairs("synth-same", 1, pairs, cache, matcher.config.ground_hw, matcher.config.aerial_hw[0],
-                            mpp, 10.0)
+
+    def draw(camera: str) -> list[Path]:
+        return benchmark_pairs("synth-same", 1, pairs, cache, matcher.config.ground_hw, matcher.config.aerial_hw[0],
+                               mpp, 10.0, camera=camera)
+    files = draw("panorama")
     pose, report = {}, []
     if gate:
-        g = calibrate_validity_gate(matcher, files, mpp)
-        pose = {"min_effective_inliers": g["min_effective_inliers"]}
+        gates = {}
+        for kind in gate_camera_kinds(checkpoint):
+            g = calibrate_validity_gate(matcher, files if kind == "panorama" else draw(kind), mpp)
+            gates[kind] = g["min_effective_inliers"]
+            report.append(f"validity gate ({kind}) on {g['pairs']} validation pairs and as many mismatched ones: "
+                          f"min_effective_inliers {g['min_effective_inliers']:.2f}; valid positives "
+                          f"{g['positives_valid_before']:.0%} -> {g['positives_valid_after']:.0%}, mismatched "
+                          f"{g['negatives_valid_before']:.0%} -> {g['negatives_valid_after']:.0%}")
+        pose = {"min_effective_inliers": gates.pop("panorama"), "camera_gates": gates}
         matcher.config = replace(matcher.config, pose=replace(matcher.config.pose, **pose))
-        report.append(f"validity gate on {g['pairs']} validation pairs and as many mismatched ones: "
-                      f"min_effective_inliers {g['min_effective_inliers']:.2f}; valid positives "
-                      f"{g['positives_valid_before']:.0%} -> {g['positives_valid_after']:.0%}, mismatched "
-                      f"{g['negatives_valid_before']:.0%} -> {g['negatives_valid_after']:.0%}")
     result = calibrate_covariance_scale(matcher, files, mpp, COVARIANCE_FLOOR)
     report.append(f"covariance calibration on {result['valid_pairs']}/{result['pairs']} valid validation pairs: "
                   f"median NEES {result['median_nees_unscaled']:.2f} unscaled -> scale {result['covariance_scale']:.3f}")

@@ -15,12 +15,15 @@ pixels follow OpenCV (CONVENTIONS.md), x = (u - (W-1)/2) mpp, y = -(v - (H-1)/2)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from cvfm_ros.geometry import (MetricGrid, check_tensor, effective_count, reweighted_procrustes_2d, weighted_procrustes_2d,
                                wrap_angle)
+
+
+CAMERA_KINDS = ("panorama", "pinhole", "rig")  # kinds of ground camera a validity gate is calibrated for
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,10 @@ class PoseSolverConfig:
     # release so that mismatched pairs (imagery the matcher cannot explain) are called invalid
     # (eval/benchmark.py, `calibrate_validity_gate`).
     min_effective_inliers: float = 0.0
+    # The same gate per kind of ground camera ("pinhole", "rig"; "panorama" is the one above): a
+    # single pinhole sees fewer BEV cells than a panorama, so a right fix has fewer inliers; each
+    # kind is calibrated on its own mismatched pairs at release. Kinds not listed use the above.
+    camera_gates: dict[str, float] = field(default_factory=dict)
     covariance_scale: float = 1.0  # multiplies the Procrustes covariance (calibration knob)
     # Cauchy reweighting rounds of the Procrustes at inference (geometry.reweighted_procrustes_2d)
     # and their scale in aerial cells; chosen on tuning draws (docs/MODEL.md, "Robust solve").
@@ -62,6 +69,14 @@ class PoseSolverConfig:
             raise ValueError(f"PoseSolverConfig.robust_scale_cells: expected > 0, got {self.robust_scale_cells}")
         if not self.min_effective_inliers >= 0:
             raise ValueError(f"PoseSolverConfig.min_effective_inliers: expected >= 0, got {self.min_effective_inliers}")
+        for kind, gate in self.camera_gates.items():
+            if kind not in CAMERA_KINDS or not (isinstance(gate, (int, float)) and gate >= 0):
+                raise ValueError(f"PoseSolverConfig.camera_gates: expected {{kind: gate >= 0}} with kinds from "
+                                 f"{list(CAMERA_KINDS)}, got {self.camera_gates}")
+
+    def gate_for(self, camera_kind: str) -> float:
+        """The validity gate (min effective inliers) for a camera kind of CAMERA_KINDS."""
+        return float(self.camera_gates.get(camera_kind, self.min_effective_inliers))
 
 
 def aerial_pixels_to_metric(pixels: torch.Tensor, image_hw: tuple[int, int], mpp: torch.Tensor) -> torch.Tensor:
@@ -131,7 +146,8 @@ def refine_subcell(row_prob: torch.Tensor, bev_index: torch.Tensor, aerial_index
 
 
 def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Tensor, config: PoseSolverConfig,
-               cell_m: torch.Tensor, robust_iterations: int | None = None) -> dict[str, torch.Tensor]:
+               cell_m: torch.Tensor, robust_iterations: int | None = None,
+               min_effective_inliers: float | None = None) -> dict[str, torch.Tensor]:
     """Weighted Procrustes of `bev_xy` (B, K, 2) in `base_link` onto `aerial_xy` (B, K, 2) in the
     patch frame -> `pose` (B, 3) (x, y, yaw of base_link), `covariance` (B, 3, 3), `valid` (B,)
     (the gate below), `solvable` (B,) (well-posed: some weight and spread), `residual_rms` (B,),
@@ -146,7 +162,8 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
     least `min_inlier_share` (matches that agree with the pose); without, a plain weighted RMS
     residual within `max_residual_cells` (a robust fit's residual is bounded by its scale, so that
     gate would pass any match set); and at least `min_effective_inliers` effective inliers (the
-    calibrated out-of-distribution gate). `residual_rms` is the plain solve's.
+    calibrated out-of-distribution gate; `min_effective_inliers` overrides the config's, e.g. with
+    `config.gate_for(camera kind)`). `residual_rms` is the plain solve's.
     """
     iterations = config.robust_iterations if robust_iterations is None else robust_iterations
     floor_variance = cell_m.square() / 12.0
@@ -165,7 +182,8 @@ def solve_pose(bev_xy: torch.Tensor, aerial_xy: torch.Tensor, weights: torch.Ten
         consistent = plain.residual_rms <= config.max_residual_cells * cell_m.to(plain.residual_rms)
     effective_inliers = n_eff * inlier_share
     valid = (plain.valid & res.valid & (n_eff >= config.min_effective_matches) & consistent
-             & (effective_inliers >= config.min_effective_inliers))
+             & (effective_inliers >= (config.min_effective_inliers if min_effective_inliers is None
+                                      else min_effective_inliers)))
     cov = res.covariance * config.covariance_scale
     # Add the quantisation floor: variance floor / n_eff per translation axis and
     # floor / (n_eff * spread) for yaw (spread = weighted mean squared distance of the matches
