@@ -72,8 +72,8 @@ def test_fusion_widens_what_is_seen_and_keeps_the_current_view():
     fused = fuse_bev(now, valid, torch.zeros(1, 256, dtype=torch.float64), _memory(past, past_valid, [0, 0, 0], 0.0),
                      CELLS.double(), torch.zeros(1, dtype=torch.float64), GRID)
     assert fused["valid"].all()
-    assert torch.allclose(fused["features"][:, :, :112], now[:, :, :112])  # rows 0-6: only the current view
-    assert torch.allclose(fused["features"][:, :, 144:], past.reshape(1, 3, 256)[:, :, 144:])  # rows 9-15: memory
+    assert torch.allclose(fused["features"][:, :, :128], now[:, :, :128])  # what the current frame sees stays
+    assert torch.allclose(fused["features"][:, :, 128:], past.reshape(1, 3, 256)[:, :, 128:])  # the rest: memory
     assert fused["from_memory"][:, 128:].all() and not fused["from_memory"][:, :128].any()
 
 
@@ -94,3 +94,24 @@ def test_a_memory_of_the_same_frame_changes_nothing_and_bad_memory_is_named():
         model({**batch, "bev_memory": {**memory, "relative_pose": torch.zeros(1, 2, 3)}})
     with pytest.raises(ValueError, match="bev_memory: missing pose_std"):
         model({**batch, "bev_memory": {k: v for k, v in memory.items() if k != "pose_std"}})
+
+
+def test_sequence_pairs_give_the_matcher_its_own_past_bevs(tmp_path):
+    """`eval --sequential K` / the "sequential" validity gate: benchmark pairs with K earlier frames
+    along the way the camera came; `load_pair` turns them into the matcher's BEV memory."""
+    from cvfm_ros.eval.benchmark import HISTORY_STEP_M, benchmark_pairs, load_pair
+
+    files = benchmark_pairs("synth-cross", 0, 2, tmp_path, (32, 64), 32, 0.5, 10.0, camera="pinhole", history=3)
+    d = np.load(files[0])
+    assert d["history_ground"].shape == (3, 32, 64, 3) and d["history_relative"].shape == (3, 3)
+    back = np.linalg.norm(d["history_relative"][:, :2], axis=1)
+    assert np.all(np.diff(back) > 1.0) and back[0] == pytest.approx(HISTORY_STEP_M, rel=1e-6)
+    assert np.all(d["history_relative"][:, 0] < 0)  # behind the camera
+    model = ViewBridgeMatcher(tiny_matcher_config()).eval()
+    batch, _, _ = load_pair(files[0], model, 0.5)
+    memory = batch["bev_memory"]
+    assert memory["features"].shape == (1, 3, model.bev_input_channels, 8, 8)
+    assert torch.allclose(memory["relative_pose"][0], torch.from_numpy(d["history_relative"]).float())
+    with torch.no_grad():
+        out = model(batch)
+    assert out["bev_valid"].float().mean() >= out["frame_bev_valid"].float().mean()  # the memory adds cells

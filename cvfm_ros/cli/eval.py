@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--camera", default="panorama", choices=["panorama", "pinhole", "rig"],
                         help="synthetic benchmarks: the ground camera (pinhole: 90 deg horizontal FOV, looking forward; "
                              "rig: four such pinholes looking front, left, rear and right, lifted into one BEV)")
+    parser.add_argument("--sequential", type=int, default=0, metavar="K",
+                        help="synthetic benchmarks: each pair with K earlier frames of its camera (1.5 m apart along "
+                             "the way it came), fused as a sequential BEV (model only; 0: off)")
     parser.add_argument("--matcher", default="model", choices=["model", "baseline"])
     parser.add_argument("--weights", default="", help="checkpoint (default: the shipped weights)")
     parser.add_argument("--orientation", default="known", choices=["known", "unknown"],
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count <= 0:
         raise ValueError(f"--count: expected a positive number, got {args.count}")
+    if not 0 <= args.sequential <= 20:
+        raise ValueError(f"--sequential: expected 0 to 20 past frames, got {args.sequential}")
     if args.yaw_step is None:
         args.yaw_step = DEFAULT_STEP_DEG
     if not 0 <= args.yaw_step <= 180:
@@ -58,13 +63,13 @@ def run(args: argparse.Namespace) -> int:
         matcher.config = type(matcher.config)(**{**matcher.config.__dict__, "yaw_range_deg": 180.0})
     yaw_noise = 10.0 if args.orientation == "known" else 180.0
     files = benchmark_pairs(args.benchmark, args.seed, args.count, Path(args.cache), matcher.config.ground_hw,
-                            matcher.config.aerial_hw[0], mpp, yaw_noise, camera=args.camera)
+                            matcher.config.aerial_hw[0], mpp, yaw_noise, camera=args.camera, history=args.sequential)
     result = evaluate(matcher, files, mpp, progress=not args.quiet, prior_yaw_range_deg=yaw_noise,
                       yaw_step_deg=args.yaw_step)
     result["settings"] = {"data": args.benchmark, "seed": args.seed, "matcher": args.matcher,
                           "weights": args.weights or "shipped", "orientation": args.orientation,
                           "prior_xy_m": PRIOR_XY_M, "prior_yaw_deg": yaw_noise, "aerial_mpp": mpp,
-                          "yaw_step_deg": args.yaw_step, "camera": args.camera,
+                          "yaw_step_deg": args.yaw_step, "camera": args.camera, "sequential": args.sequential,
                           "aerial_px": matcher.config.aerial_hw[0]}
     write_json(Path(args.json), result)
     p, y, r = result["position_error_m"], result["yaw_error_deg"], result["recall"]

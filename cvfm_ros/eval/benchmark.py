@@ -83,9 +83,58 @@ def _stored_pinhole(intrinsics: np.ndarray, base_from_camera: np.ndarray, width:
     return MountedCamera(PinholeCamera(fx, fy, cx, cy, width, height), SE3(m[:3, :3], m[:3, 3]))
 
 
+HISTORY_STEP_M = 1.5  # a sequence pair's past frames: this far apart along the way it came (3 m/s at 2 Hz)
+HISTORY_TURN_DEG = 2.0  # 1-sigma heading change between them
+HISTORY_SPEED_MPS = 3.0
+
+
+def _render_history(world, sample, frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """`frames` earlier views of a pair's camera along the way it came (newest first): images, the
+    past base_link in the current one, the prior yaw each was lifted at, the distance back."""
+    from ..data.synth import render_ground
+    from ..data.synth.render import GroundAppearance
+    from ..geometry.planar import compose, relative
+
+    pose, images, rel, yaws = np.asarray(sample.pose, dtype=float), [], [], []
+    yaw_offset = sample.prior_yaw - sample.pose[2]  # the prior's heading error, kept along the sequence
+    look = GroundAppearance.random(rng)
+    for _ in range(frames):
+        pose = compose(pose, np.array([-HISTORY_STEP_M, 0.0, math.radians(rng.normal(0.0, HISTORY_TURN_DEG))]))
+        images.append(render_ground(world, pose, sample.camera, look, rng).image)
+        rel.append(relative(np.asarray(sample.pose, dtype=float), pose))
+        yaws.append(float(wrap_angle(pose[2] + yaw_offset)))
+    return {"history_ground": np.stack(images), "history_relative": np.array(rel), "history_prior_yaw": np.array(yaws),
+            "history_distance": HISTORY_STEP_M * np.arange(1, frames + 1, dtype=float)}
+
+
+def history_memory(matcher: torch.nn.Module, d, batch: dict) -> dict[str, torch.Tensor] | None:
+    """The BEV memory (model/sequential.py) of a sequence pair: the matcher's own BEVs of its past
+    frames, with their odometry uncertainty from the prior's default noise model."""
+    if "history_ground" not in d or not hasattr(matcher, "bev_input_channels"):
+        return None
+    from ..runtime.prior import PriorConfig
+
+    noise = PriorConfig()
+    ground = torch.from_numpy(np.moveaxis(d["history_ground"], -1, -3).copy()).float() / 255
+    k = ground.shape[0]
+    with torch.inference_mode():
+        out = matcher({"ground": ground, "aerial": batch["aerial"].expand(k, -1, -1, -1), "aerial_mpp": batch["aerial_mpp"],
+                       "prior_yaw": torch.from_numpy(d["history_prior_yaw"]).float(), "camera": batch["camera"]})
+    dist = torch.from_numpy(d["history_distance"]).float()
+    sigma_yaw = torch.deg2rad(noise.odom_yaw_noise_per_m_deg * dist + noise.odom_yaw_noise_per_s_deg * dist / HISTORY_SPEED_MPS)
+    return {"features": out["frame_bev_features"][None], "valid": out["frame_bev_valid"][None],
+            "surface_height": out["frame_surface_height"][None],
+            "relative_pose": torch.from_numpy(d["history_relative"]).float()[None],
+            "bev_yaw": torch.from_numpy(d["history_prior_yaw"]).float()[None],
+            "pose_std": torch.stack([noise.odom_xy_noise_per_m * dist, sigma_yaw], -1)[None]}
+
+
 def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tuple[int, int],
-                    aerial_px: int, mpp: float, yaw_noise_deg: float, camera: str = "panorama") -> list[Path]:
-    """Generate (once) and return the .npz files of a benchmark draw (`camera`: one of CAMERAS)."""
+                    aerial_px: int, mpp: float, yaw_noise_deg: float, camera: str = "panorama",
+                    history: int = 0) -> list[Path]:
+    """Generate (once) and return the .npz files of a benchmark draw (`camera`: one of CAMERAS).
+    With `history` K > 0 each pair also holds K earlier frames of its camera, HISTORY_STEP_M apart
+    along the way it came (sequence pairs: `load_pair` gives the matcher their BEVs as memory)."""
     from ..data.synth import SEEN_STYLES, UNSEEN_STYLES, generate_world, make_pair
     from ..data.synth.pairs import camera_height_m
 
@@ -98,6 +147,8 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
     folder = cache / f"{name}_s{seed}_n{count}_{ground_hw[1]}x{ground_hw[0]}_{aerial_px}px_{mpp}m_yaw{yaw_noise_deg:g}"
     if camera != "panorama":
         folder = folder.with_name(folder.name + f"_{camera}")
+    if history:
+        folder = folder.with_name(folder.name + f"_hist{history}")
     files = [folder / f"pair_{i:05d}.npz" for i in range(count)]
     per_world = 10
     world = None
@@ -114,11 +165,12 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
         s = make_pair(world, rng, camera="pano" if mounted is None else "pinhole", ground_size=(ground_hw[1], ground_hw[0]),
                       aerial_size=aerial_px, mpp=mpp, max_offset_frac=PRIOR_XY_M / (aerial_px * mpp / 2),
                       prior_yaw_noise_deg=yaw_noise_deg, camera_override=mounted)
+        past = _render_history(world, s, history, np.random.default_rng([seed_base, seed, i, 2])) if history else {}
         import io
         buf = io.BytesIO()
         np.savez_compressed(buf, ground=s.ground, aerial=s.aerial, pose=s.pose, center=s.aerial_center,
                             prior_yaw=s.prior_yaw, aerial_uv=s.aerial_uv, visible=s.visible,
-                            camera_height=camera_height_m(s.camera), style=s.style, **_camera_arrays(s.camera))
+                            camera_height=camera_height_m(s.camera), style=s.style, **_camera_arrays(s.camera), **past)
         atomic_write_bytes(path, buf.getvalue())
     return files
 
@@ -131,6 +183,9 @@ def load_pair(path: Path, matcher: torch.nn.Module, mpp: float) -> tuple[dict, n
     batch = {"camera": camera, "ground": torch.from_numpy(np.moveaxis(d["ground"], -1, -3).copy()).float()[None] / 255,
              "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
              "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
+    memory = history_memory(matcher, d, batch)
+    if memory is not None:
+        batch["bev_memory"] = memory
     truth = np.array([d["pose"][0] - d["center"][0], d["pose"][1] - d["center"][1], d["pose"][2]])
     return batch, truth, d
 
@@ -273,6 +328,9 @@ def calibrate_validity_gate(matcher: torch.nn.Module, files: list[Path], mpp: fl
             "negative_scores_max": float(max(s for s, _ in neg))}
 
 
+SEQUENTIAL_GATE_FRAMES = 10  # past frames of the sequence pairs the "sequential" gate is calibrated on
+
+
 def gate_camera_kinds(checkpoint: str | Path) -> list[str]:
     """The kinds of ground camera (pose.CAMERA_KINDS) a checkpoint's validity gate is calibrated
     for: panoramas always, pinholes and rigs of them where its training showed pinholes."""
@@ -280,7 +338,7 @@ def gate_camera_kinds(checkpoint: str | Path) -> list[str]:
     from ..train.release import trained_camera_models
 
     models = trained_camera_models(read_checkpoint(checkpoint).get("extra", {}).get("train_config", {}))
-    return ["panorama", "pinhole", "rig"] if "pinhole" in models else ["panorama"]
+    return ["panorama", "pinhole", "rig", "sequential"] if "pinhole" in models else ["panorama"]
 
 
 def calibrate_for_release(checkpoint: str | Path, pairs: int, mpp: float, cache: Path,
@@ -296,9 +354,10 @@ def calibrate_for_release(checkpoint: str | Path, pairs: int, mpp: float, cache:
 
     matcher = load_matcher(checkpoint)
 
-    def draw(camera: str) -> list[Path]:
+    def draw(kind: str) -> list[Path]:  # "sequential": single pinholes with SEQUENTIAL_GATE_FRAMES past frames
+        camera, history = ("pinhole", SEQUENTIAL_GATE_FRAMES) if kind == "sequential" else (kind, 0)
         return benchmark_pairs("synth-same", 1, pairs, cache, matcher.config.ground_hw, matcher.config.aerial_hw[0],
-                               mpp, 10.0, camera=camera)
+                               mpp, 10.0, camera=camera, history=history)
     files = draw("panorama")
     pose, report = {}, []
     if gate:

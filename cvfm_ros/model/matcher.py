@@ -323,7 +323,7 @@ class ViewBridgeMatcher(nn.Module):
         cell_m = mpp * self.aerial_extractor.stride
         solved = solve_pose(bev_xy, aerial_xy, match_weights, cfg.pose, cell_m,
                             cfg.pose.train_robust_iterations if self.training else cfg.pose.robust_iterations,
-                            cfg.pose.gate_for(camera_kind(camera)))
+                            cfg.pose.gate_for("sequential" if memory is not None else camera_kind(camera)))
 
         out.update({
             "pose": solved["pose"],

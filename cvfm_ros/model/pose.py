@@ -23,7 +23,8 @@ from cvfm_ros.geometry import (MetricGrid, check_tensor, effective_count, reweig
                                wrap_angle)
 
 
-CAMERA_KINDS = ("panorama", "pinhole", "rig")  # kinds of ground camera a validity gate is calibrated for
+# Kinds of ground camera a validity gate is calibrated for; "sequential": any camera with a BEV memory.
+CAMERA_KINDS = ("panorama", "pinhole", "rig", "sequential")
 
 
 @dataclass(frozen=True)

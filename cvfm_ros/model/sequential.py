@@ -5,8 +5,9 @@ Each past frame contributes its BEV input (pooled features, visibility, surface 
 descriptor head reads) with a per-cell weight: where it saw the cell, times how sure the odometry
 is about where that cell is now, 1 / (1 + sigma_cell^2 / cell_m^2) with
 sigma_cell^2 = sigma_xy^2 + (range * sigma_yaw)^2 (a yaw error moves a cell by its range times
-the angle). The current frame weighs 1 where it sees a cell. The fused BEV is the weighted mean;
-a cell is seen when its total weight reaches `min_weight`. The pose and covariance that come out
+the angle). Where the current frame sees a cell it is kept as it is; the cells it does not see
+get the weighted mean of the past frames, and count as seen when their weight reaches
+`min_weight`. The pose and covariance that come out
 are those of the current frame (its base_link at its stamp), as for a single frame.
 
 Memory (a dict; T past frames, zero `valid` for empty slots, so shapes are static for ONNX):
@@ -92,6 +93,11 @@ def fuse_bev(features: torch.Tensor, valid: torch.Tensor, surface_height: torch.
     memory)."""
     past, past_height, past_weight = warp_memory(memory, cell_xy, bev_yaw, grid)
     now = valid.to(features.dtype)
+    # Past frames only fill what the current frame does not see: a cell's BEV feature depends on
+    # the distance and angle it was seen from, and averaging views blurred the current one (on a
+    # tuning draw, synth-cross seed 5, 30 pinhole pairs, 6 past frames: mean error 2.79 m averaged,
+    # 1.89 m filled, 3.41 m without memory).
+    past_weight = past_weight * (1.0 - now).unsqueeze(1)
     total = now + past_weight.sum(1)  # (B, N)
     denom = total.clamp(min=1e-6)
     fused = (features * now.unsqueeze(1) + (past * past_weight.unsqueeze(2)).sum(1)) / denom.unsqueeze(1)
