@@ -65,19 +65,11 @@ class Segment:
     truth: tuple[list[float], list[np.ndarray]]
 
 
-def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> list[Segment]:
-    """Decode the bag into clock segments (one unless its clock jumps back by more than
-    `settings.prior.time_jump_s`: then each run is replayed on its own instead of being merged
-    by stamp), each with time-ordered events and its ground-truth track."""
-    from ..io import camera_info_to_camera, image_to_numpy, odometry_to_se2, read_bag, transform_to_se3
+def _open_stream(bag: Path, wanted: list[str], required: tuple[str, ...], settings, problems):
+    """The bag's `wanted` topics in header-stamp order, split where the clock jumps back; missing
+    wanted topics are counted, a missing `required` one is a ValueError naming it."""
+    from ..io import read_bag
 
-    import rosbags.rosbag2  # noqa: F401 (fail early with a clear import error)
-
-    names = settings.camera.rig_names()
-    if names:
-        return _read_rig_events(bag, topics, names, settings, datum, problems)
-    # At equal header stamps the bag reader keeps this order: what an image needs comes first.
-    wanted = [topics.tf_static, topics.camera_info, topics.odom, topics.ground_truth, topics.image]
     try:
         probe = read_bag(bag, None, on_error="partial")
     except ValueError as exc:
@@ -86,11 +78,37 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> l
     for topic in wanted:
         if topic not in present:
             problems[f"missing topic {topic}"] += 1
-    for required in (topics.image, topics.odom):
-        if required not in present:
-            raise ValueError(f"bag {bag}: required topic {required} is missing (has {sorted(present)})")
-    stream = read_bag(bag, [t for t in wanted if t in present], on_error="partial",
-                      split_on_jump_s=settings.prior.time_jump_s)
+    for topic in required:
+        if topic not in present:
+            raise ValueError(f"bag {bag}: required topic {topic} is missing (has {sorted(present)})")
+    return read_bag(bag, [t for t in wanted if t in present], on_error="partial",
+                    split_on_jump_s=settings.prior.time_jump_s)
+
+
+def _finish(stream, segments: list[Segment], settings, problems) -> list[Segment]:
+    """What a read left to report (damage, clock jumps); at least one segment."""
+    if stream.error:
+        problems[f"bag truncated or damaged, read up to the damage: {stream.error}"] += 1
+    if len(segments) > 1:
+        problems[f"clock jumped back: replayed as {len(segments)} runs, each seeded and evaluated on its own "
+                 f"(prior.time_jump_s {settings.prior.time_jump_s} s)"] += 1
+    return segments or [Segment([], ([], []))]
+
+
+def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> list[Segment]:
+    """Decode the bag into clock segments (one unless its clock jumps back by more than
+    `settings.prior.time_jump_s`: then each run is replayed on its own instead of being merged
+    by stamp), each with time-ordered events and its ground-truth track."""
+    from ..io import camera_info_to_camera, image_to_numpy, odometry_to_se2, transform_to_se3
+
+    import rosbags.rosbag2  # noqa: F401 (fail early with a clear import error)
+
+    names = settings.camera.rig_names()
+    if names:
+        return _read_rig_events(bag, topics, names, settings, datum, problems)
+    # At equal header stamps the bag reader keeps this order: what an image needs comes first.
+    wanted = [topics.tf_static, topics.camera_info, topics.odom, topics.ground_truth, topics.image]
+    stream = _open_stream(bag, wanted, (topics.image, topics.odom), settings, problems)
     types = stream.topics
     segments: list[Segment] = []
     base_from_camera = None
@@ -134,12 +152,7 @@ def read_events(bag: Path, topics: ReplayTopics, settings, datum, problems) -> l
                 events.append(Event(stamp, "image", image))
         except ValueError as exc:
             problems[f"{item.topic}: {exc}"] += 1
-    if stream.error:
-        problems[f"bag truncated or damaged, read up to the damage: {stream.error}"] += 1
-    if len(segments) > 1:
-        problems[f"clock jumped back: replayed as {len(segments)} runs, each seeded and evaluated on its own "
-                 f"(prior.time_jump_s {settings.prior.time_jump_s} s)"] += 1
-    return segments or [Segment([], ([], []))]
+    return _finish(stream, segments, settings, problems)
 
 
 def _read_rig_events(bag: Path, topics: ReplayTopics, names: tuple[str, ...], settings, datum,
@@ -149,24 +162,12 @@ def _read_rig_events(bag: Path, topics: ReplayTopics, names: tuple[str, ...], se
     "image" event (a list of images, camera order) after a "camera" event with its CameraRig.
     Extrinsics come from /tf_static (base_frame -> each image's frame_id), else the parameters."""
     from ..geometry import CameraRig
-    from ..io import camera_info_to_camera, image_to_numpy, odometry_to_se2, read_bag, transform_to_se3
+    from ..io import camera_info_to_camera, image_to_numpy, odometry_to_se2, transform_to_se3
     from ..runtime.rig_sync import RigSynchronizer
 
     image_topics, info_topics = topics.rig(names)
     wanted = [topics.tf_static, *info_topics, topics.odom, topics.ground_truth, *image_topics]
-    try:
-        probe = read_bag(bag, None, on_error="partial")
-    except ValueError as exc:
-        raise ValueError(f"bag {bag}: {exc}") from exc
-    present = set(probe.topics)
-    for topic in wanted:
-        if topic not in present:
-            problems[f"missing topic {topic}"] += 1
-    for required in (*image_topics, topics.odom):
-        if required not in present:
-            raise ValueError(f"bag {bag}: required topic {required} is missing (has {sorted(present)})")
-    stream = read_bag(bag, [t for t in wanted if t in present], on_error="partial",
-                      split_on_jump_s=settings.prior.time_jump_s)
+    stream = _open_stream(bag, wanted, (*image_topics, topics.odom), settings, problems)
     types = stream.topics
     segments: list[Segment] = []
     extrinsics: dict[str, object] = {}  # child frame -> SE3 in base_frame
@@ -220,12 +221,7 @@ def _read_rig_events(bag: Path, topics: ReplayTopics, names: tuple[str, ...], se
     if sync.dropped:
         problems[f"rig images left out of a frame (no partner within camera.rig_sync_tolerance_s "
                  f"{settings.camera.rig_sync_tolerance_s} s)"] += sync.dropped
-    if stream.error:
-        problems[f"bag truncated or damaged, read up to the damage: {stream.error}"] += 1
-    if len(segments) > 1:
-        problems[f"clock jumped back: replayed as {len(segments)} runs, each seeded and evaluated on its own "
-                 f"(prior.time_jump_s {settings.prior.time_jump_s} s)"] += 1
-    return segments or [Segment([], ([], []))]
+    return _finish(stream, segments, settings, problems)
 
 
 def _mosaic(localizer, frames: list[FrameRecord]):
