@@ -175,15 +175,16 @@ def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tu
     return files
 
 
-def load_pair(path: Path, matcher: torch.nn.Module, mpp: float) -> tuple[dict, np.ndarray, dict]:
+def load_pair(path: Path, matcher: torch.nn.Module, mpp: float, with_memory: bool = True) -> tuple[dict, np.ndarray, dict]:
     """A benchmark pair ready for `matcher` (the ground camera in the batch): the batch, the true
-    pose (3,) of base_link in the patch frame, and the stored arrays."""
+    pose (3,) of base_link in the patch frame, and the stored arrays. A sequence pair's batch holds
+    the BEV memory of its past frames (`with_memory`; the matcher runs on each of them)."""
     d = np.load(path)
     camera = _stored_camera(d, matcher.config.ground_hw)
     batch = {"camera": camera, "ground": torch.from_numpy(np.moveaxis(d["ground"], -1, -3).copy()).float()[None] / 255,
              "aerial": torch.from_numpy(d["aerial"].transpose(2, 0, 1).copy()).float()[None] / 255,
              "aerial_mpp": mpp, "prior_yaw": torch.tensor([float(d["prior_yaw"])])}
-    memory = history_memory(matcher, d, batch)
+    memory = history_memory(matcher, d, batch) if with_memory else None
     if memory is not None:
         batch["bev_memory"] = memory
     truth = np.array([d["pose"][0] - d["center"][0], d["pose"][1] - d["center"][1], d["pose"][2]])
@@ -305,7 +306,7 @@ def calibrate_validity_gate(matcher: torch.nn.Module, files: list[Path], mpp: fl
         pos, neg = [], []
         shift = len(files) // 2
         for i, path in enumerate(files):
-            other, _, _ = load_pair(files[(i + shift) % len(files)], matcher, mpp)
+            other, _, _ = load_pair(files[(i + shift) % len(files)], matcher, mpp, with_memory=False)  # its aerial
             batch, truth, _ = load_pair(path, matcher, mpp)  # last, so the matcher has this ground camera
             with torch.inference_mode():
                 out = matcher(batch)
