@@ -444,7 +444,7 @@ def test_a_camera_rig_is_synchronised_and_localized_as_one_frame(tiny_rig_drive)
             infos[m.topic.split("/")[2]] = m.message
     truth0 = truth[min(truth)]
     h = Harness(_overrides(drive, truth0, **{
-        "matcher.kind": "model", "matcher.weights": "cvfm_ros/weights/matcher_lite0_pano_pinhole.pt",
+        "matcher.kind": "model", "matcher.weights": "cvfm_ros/weights/matcher_lite0_rig.pt",
         "matcher.backend": "torch", "camera.model": "pinhole", "camera.rig": ",".join(names), "camera.pitch_deg": 5.0,
         "camera.rig_sync_tolerance_s": 0.02}), _domain())
     try:

@@ -13,7 +13,7 @@ from cvfm_ros.runtime.result import Status
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-LITE0 = "cvfm_ros/weights/matcher_lite0_pano_pinhole.pt"
+LITE0 = "cvfm_ros/weights/matcher_lite0_rig.pt"  # the Lite0 matcher fine-tuned on rigs (config/train_rig_lite0.yaml)
 
 
 @pytest.fixture(scope="module")

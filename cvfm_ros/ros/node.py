@@ -120,7 +120,8 @@ class LocalizerNode(LifecycleNode):
         }
         if TF2_AVAILABLE and self.settings.tf_mode != "none":
             self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
-        if TF2_AVAILABLE and self.settings.camera.frame_id:
+        if TF2_AVAILABLE and (self.settings.camera.frame_id or self.settings.camera.rig_names()):
+            # a rig's extrinsics come from each image's frame_id
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         self.get_logger().info(f"configured: backend={getattr(localizer, 'backend_name', '?')}, "
