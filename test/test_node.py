@@ -334,13 +334,15 @@ def test_stray_stamps_do_not_cost_the_seed(drive_data):
         assert h.wait_for(lambda: len(h.poses) >= 1, 10.0), h.last_diag()
         h.publish_odom(odom[0][0] + 10**17, odom[0][1])  # ~3 years ahead
         h.publish_image(0, images[0][1])
-        assert h.wait_for(lambda: h.last_diag().get("last_status") == "BAD_INPUT", 5.0), h.last_diag()
+        assert h.wait_for(lambda: h.node.session.stats.statuses["BAD_INPUT"] == 1, 5.0), h.last_diag()
         before = len(h.poses)
         rest = [o for o in odom if o[0] > first[-1] + 50_000_000]  # what _stream has not sent yet
         _stream(h, rest, images[half:], every=10, settle=8.0)
         assert h.wait_for(lambda: len(h.poses) > before, 10.0), h.last_diag()
-        diag = h.last_diag()
-        assert diag["time_jumps"] == "0" and "odom=1" in diag["bad_inputs_by_source"], diag
+        # The session's own counters: /diagnostics reports them, but on this machine its messages
+        # reached the test peer only sparsely in this test (also before the rig changes).
+        stats = h.node.session.stats
+        assert stats.time_jumps == 0 and stats.bad_inputs["odom"] == 1, (stats.time_jumps, dict(stats.bad_inputs))
     finally:
         h.close()
 
