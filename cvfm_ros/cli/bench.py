@@ -47,7 +47,9 @@ def _bench_one(args: dict, queue: mp.Queue) -> None:
 
         if args["threads"]:
             torch.set_num_threads(args["threads"])
+        from ..runtime.bev_memory import BevMemory
         from ..runtime.localizer import Localizer
+        from ..runtime.prior import PriorConfig
 
         frames, config, tiles = benchmark_frames(args["camera"], args["frames"] + args["warmup"], cache=True)
         config.matcher.kind = args["matcher"]
@@ -56,7 +58,7 @@ def _bench_one(args: dict, queue: mp.Queue) -> None:
         config.matcher.device = args["device"]
         config.matcher.sequential_frames = args["sequential"]
         localizer = Localizer(config, tiles=tiles)
-        memory = _memory_for(localizer)
+        memory = BevMemory.for_localizer(localizer, PriorConfig())
         stages: dict[str, list[float]] = {}
         statuses: dict[str, int] = {}
         for k, (image, camera, prior, cov, stamp) in enumerate(frames):
@@ -87,16 +89,6 @@ def _bench_one(args: dict, queue: mp.Queue) -> None:
         })
     except Exception as exc:  # reported per backend; the others still run
         queue.put({"error": f"{type(exc).__name__}: {exc}"})
-
-
-def _memory_for(localizer):
-    """A BEV memory for the localizer's sequential BEV, or None when it is off."""
-    if not localizer.memory_frames:
-        return None
-    from ..runtime.bev_memory import BevMemory
-    from ..runtime.prior import PriorConfig
-
-    return BevMemory(localizer.memory_frames, localizer.config.matcher.sequential_max_age_s, PriorConfig())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -112,7 +112,7 @@ def history_memory(matcher: torch.nn.Module, d, batch: dict) -> dict[str, torch.
     frames, with their odometry uncertainty from the prior's default noise model."""
     if "history_ground" not in d or not hasattr(matcher, "bev_input_channels"):
         return None
-    from ..runtime.prior import PriorConfig
+    from ..runtime.prior import PriorConfig, odometry_sigmas
 
     noise = PriorConfig()
     ground = torch.from_numpy(np.moveaxis(d["history_ground"], -1, -3).copy()).float() / 255
@@ -120,13 +120,11 @@ def history_memory(matcher: torch.nn.Module, d, batch: dict) -> dict[str, torch.
     with torch.inference_mode():
         out = matcher({"ground": ground, "aerial": batch["aerial"].expand(k, -1, -1, -1), "aerial_mpp": batch["aerial_mpp"],
                        "prior_yaw": torch.from_numpy(d["history_prior_yaw"]).float(), "camera": batch["camera"]})
-    dist = torch.from_numpy(d["history_distance"]).float()
-    sigma_yaw = torch.deg2rad(noise.odom_yaw_noise_per_m_deg * dist + noise.odom_yaw_noise_per_s_deg * dist / HISTORY_SPEED_MPS)
+    std = [odometry_sigmas(noise, float(m), float(m) / HISTORY_SPEED_MPS) for m in d["history_distance"]]
     return {"features": out["frame_bev_features"][None], "valid": out["frame_bev_valid"][None],
             "surface_height": out["frame_surface_height"][None],
             "relative_pose": torch.from_numpy(d["history_relative"]).float()[None],
-            "bev_yaw": torch.from_numpy(d["history_prior_yaw"]).float()[None],
-            "pose_std": torch.stack([noise.odom_xy_noise_per_m * dist, sigma_yaw], -1)[None]}
+            "bev_yaw": out["bev_yaw"][None], "pose_std": torch.tensor(std, dtype=torch.float32)[None]}
 
 
 def benchmark_pairs(name: str, seed: int, count: int, cache: Path, ground_hw: tuple[int, int],

@@ -30,9 +30,9 @@ EXPORT_OUTPUTS = ("pose", "covariance", "valid", "matches_bev_xy", "matches_aeri
                   "matches_ground_camera", "match_weights", "effective_inliers")
 # Sequential BEV (model/sequential.py): with `memory_frames` T > 0 the graph also takes the BEVs of
 # T past frames (MEMORY_INPUTS, "memory_" + the bev_memory key) and returns this frame's BEV
-# (FRAME_OUTPUTS) for the next frames' memory.
+# and the yaw it was lifted at (FRAME_OUTPUTS) for the next frames' memory.
 MEMORY_INPUTS = tuple(f"memory_{k}" for k in MEMORY_KEYS)
-FRAME_OUTPUTS = ("frame_bev_features", "frame_bev_valid", "frame_surface_height")
+FRAME_OUTPUTS = ("frame_bev_features", "frame_bev_valid", "frame_surface_height", "bev_yaw")
 OPSET = 17
 
 

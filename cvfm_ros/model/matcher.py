@@ -124,8 +124,7 @@ class ViewBridgeMatcher(nn.Module):
                                   config.aerial_hw[1] // self.aerial_extractor.stride)
         self.lifter = BEVLifter(config.lifting, self.ground_extractor.out_channels)
         self.surface_model = SurfaceModel(config.surface, config.lifting.heights()) if config.use_surface_model else None
-        # BEV descriptor input: pooled features + visibility (+ surface height fed back).
-        bev_in = self.ground_extractor.out_channels + 1 + (1 if config.use_surface_model else 0)
+        bev_in = self.bev_input_channels
         mc = config.matching
         self.bev_context = BEVContext(bev_in, mc.bev_context_channels, mc.groups) if mc.bev_context_channels else None
         head_in = mc.bev_context_channels if self.bev_context is not None else bev_in
@@ -225,7 +224,8 @@ class ViewBridgeMatcher(nn.Module):
 
     @property
     def bev_input_channels(self) -> int:
-        """Channels of the BEV the descriptor head reads (and a BEV memory holds)."""
+        """Channels of the BEV the descriptor head reads (and a BEV memory holds): pooled features,
+        visibility (and the surface height fed back with the Surface Model)."""
         return self.ground_extractor.out_channels + 1 + (1 if self.surface_model is not None else 0)
 
     def lift_frame(self, ground: torch.Tensor, camera: MountedCamera | CameraRig,

@@ -11,14 +11,13 @@ current base_link (planar.relative(now, past)); slots are newest first, empty on
 """
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..geometry.planar import relative
-from .prior import PriorConfig
+from .prior import PriorConfig, odometry_sigmas
 
 
 @dataclass
@@ -40,6 +39,13 @@ class BevMemory:
             raise ValueError(f"matcher.sequential_frames: expected >= 1 for a memory, got {frames}")
         self.frames, self.max_age_s, self.noise = int(frames), float(max_age_s), odometry_noise
         self._stored: deque[StoredBev] = deque(maxlen=self.frames)
+
+    @classmethod
+    def for_localizer(cls, localizer, odometry_noise: PriorConfig) -> "BevMemory | None":
+        """The memory a localizer's sequential BEV takes (`memory_frames`, `sequential_max_age_s`),
+        or None when it takes none."""
+        frames = int(getattr(localizer, "memory_frames", 0) or 0)
+        return cls(frames, localizer.config.matcher.sequential_max_age_s, odometry_noise) if frames else None
 
     def __len__(self) -> int:
         return len(self._stored)
@@ -67,10 +73,7 @@ class BevMemory:
         for slot, past in enumerate(usable[:self.frames]):
             if past.features.shape != arrays["memory_features"].shape[2:]:
                 continue  # stored by another matcher configuration
-            travelled = abs(distance_m - past.distance_m)
-            sigma_xy = self.noise.odom_xy_noise_per_m * travelled
-            sigma_yaw = math.radians(self.noise.odom_yaw_noise_per_m_deg * travelled
-                                     + self.noise.odom_yaw_noise_per_s_deg * (stamp - past.stamp))
+            sigma_xy, sigma_yaw = odometry_sigmas(self.noise, abs(distance_m - past.distance_m), stamp - past.stamp)
             arrays["memory_features"][0, slot] = past.features
             arrays["memory_valid"][0, slot] = past.valid
             arrays["memory_surface_height"][0, slot] = past.surface_height

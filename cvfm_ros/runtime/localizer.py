@@ -30,15 +30,15 @@ import torch
 
 from ..geometry import CameraRig, MetricGrid, MountedCamera, PinholeCamera
 from ..geometry.planar import wrap
-from ..model.export import EXPORT_INPUTS, EXPORT_OUTPUTS, ExportableMatcher, contract, memory_shapes
+from ..model.export import EXPORT_OUTPUTS, ExportableMatcher, contract, memory_shapes
 from ..model.matcher import DEFAULT_AERIAL_MPP
 from ..model.yaw_search import pick_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
 from .result import LocalizationResult, Matches, Status
 from .settings import LocalizerConfig
 
-# The export contract (model/export.py): what every backend runs.
-INPUTS, OUTPUTS = list(EXPORT_INPUTS), list(EXPORT_OUTPUTS)
+# The export contract's outputs without a BEV memory (model/export.py): the artifact key's default.
+OUTPUTS = list(EXPORT_OUTPUTS)
 
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "matcher.pt"
@@ -291,8 +291,8 @@ class Localizer:
         try:
             backend = self._backend_for(model_camera, example)
             # Backends have static batch-1 shapes, so hypotheses run one after the other.
-            out, picked = pick_hypothesis([backend({**example, "prior_yaw": np.array([yaw], dtype=np.float32)})
-                                           for yaw in yaws])
+            out, _ = pick_hypothesis([backend({**example, "prior_yaw": np.array([yaw], dtype=np.float32)})
+                                      for yaw in yaws])
         except ValueError as exc:
             timings["model"] = (time.perf_counter() - t0) * 1e3
             return LocalizationResult(stamp, Status.BAD_INPUT, str(exc), timings_ms=timings)
@@ -301,9 +301,9 @@ class Localizer:
         t0 = time.perf_counter()
         result = self._solve(out, patch, scale, stamp, timings)
         result.yaw_hypotheses = len(yaws)
-        if self.memory_frames:  # this frame's own BEV, lifted at the picked hypothesis' yaw
+        if self.memory_frames:  # this frame's own BEV, and the yaw it was lifted at (the picked hypothesis')
             result.frame_bev = {"features": out["frame_bev_features"][0], "valid": out["frame_bev_valid"][0],
-                                "surface_height": out["frame_surface_height"][0], "bev_yaw": float(yaws[picked])}
+                                "surface_height": out["frame_surface_height"][0], "bev_yaw": float(out["bev_yaw"][0])}
         self._gate(result, prior, prior_cov, bool(out["valid"][0] > 0.5))
         timings["solve"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3

@@ -42,6 +42,12 @@ class PriorConfig:
                 raise ValueError(f"prior.{name}: expected a positive number, got {getattr(self, name)}")
 
 
+def odometry_sigmas(cfg: PriorConfig, distance_m: float, dt_s: float) -> tuple[float, float]:
+    """1-sigma (position m, yaw rad) that odometry accumulates over `distance_m` travelled in `dt_s`."""
+    return (cfg.odom_xy_noise_per_m * distance_m,
+            math.radians(cfg.odom_yaw_noise_per_m_deg * distance_m + cfg.odom_yaw_noise_per_s_deg * abs(dt_s)))
+
+
 def propagate_covariance(fix_pose: np.ndarray, fix_cov: np.ndarray, delta: np.ndarray, distance_m: float,
                          dt_s: float, cfg: PriorConfig) -> np.ndarray:
     """Covariance of fix ∘ delta: the fix's covariance carried through the composition plus
@@ -50,8 +56,7 @@ def propagate_covariance(fix_pose: np.ndarray, fix_cov: np.ndarray, delta: np.nd
     jac = np.array([[1.0, 0.0, -s * delta[0] - c * delta[1]],
                     [0.0, 1.0, c * delta[0] - s * delta[1]],
                     [0.0, 0.0, 1.0]])
-    xy_sigma = cfg.odom_xy_noise_per_m * distance_m
-    yaw_sigma = math.radians(cfg.odom_yaw_noise_per_m_deg * distance_m + cfg.odom_yaw_noise_per_s_deg * abs(dt_s))
+    xy_sigma, yaw_sigma = odometry_sigmas(cfg, distance_m, dt_s)
     return jac @ fix_cov @ jac.T + np.diag([xy_sigma**2, xy_sigma**2, yaw_sigma**2])
 
 

@@ -83,10 +83,7 @@ class LocalizationSession:
         self._standing_seed: tuple[np.ndarray, np.ndarray | None] | None = None
         # Sequential BEV (the localizer says how many past frames it takes): their BEVs live here,
         # with the odometry they were taken at, and go when the odometry restarts.
-        frames = int(getattr(localizer, "memory_frames", 0) or 0)
-        self.memory = (BevMemory(frames, localizer.config.matcher.sequential_max_age_s, self.tracker.config)
-                       if frames else None)
-        self._memory_resets = self.tracker.resets
+        self.memory = BevMemory.for_localizer(localizer, self.tracker.config)
 
     def on_odometry(self, stamp: float, odom_pose: np.ndarray) -> None:
         """Raises ValueError for a non-finite pose (the caller counts and logs it)."""
@@ -97,6 +94,8 @@ class LocalizationSession:
                                   "off the odometry timeline, not confirmed by the next message (ignored)")
         if self.tracker.resets > resets:
             self.stats.time_jumps += self.tracker.resets - resets
+            if self.memory is not None:  # odometry restarted: the stored BEVs' poses mean nothing now
+                self.memory.clear()
             if self._standing_seed is not None:
                 self.tracker.set_fix(self.tracker.first_odometry_stamp, *self._standing_seed)
 
@@ -133,9 +132,6 @@ class LocalizationSession:
         else:
             frame.prior, frame.prior_cov = prior
             if self.memory is not None:
-                if self._memory_resets != self.tracker.resets:  # odometry restarted: old poses mean nothing
-                    self.memory.clear()
-                    self._memory_resets = self.tracker.resets
                 frame.odometry = self.tracker.odom_at(stamp)
                 if frame.odometry is not None:
                     frame.memory = self.memory.inputs(stamp, frame.odometry[0], frame.odometry[1],
