@@ -434,6 +434,17 @@ def test_each_camera_kind_has_its_own_validity_gate():
                                                           camera_gates={"rig": 1e9}))
         assert torch.equal(model(batch)["valid"], single["valid"])  # only rigs are held to the rig gate
         assert not model(rig_batch)["valid"].any()
+        # With a BEV memory a single pinhole is held to the sequential gate, a rig still to its own.
+        memory = {"features": single["frame_bev_features"][:, None], "valid": single["frame_bev_valid"][:, None],
+                  "surface_height": single["frame_surface_height"][:, None], "relative_pose": torch.zeros(1, 1, 3),
+                  "bev_yaw": batch["prior_yaw"][:, None], "pose_std": torch.zeros(1, 1, 2)}
+        with_memory = {**batch, "camera": pinhole, "bev_memory": memory}
+        model.config = replace(model.config, pose=replace(model.config.pose, camera_gates={"sequential": 1e9}))
+        assert not model(with_memory)["valid"].any()
+        assert model({**rig_batch, "bev_memory": memory})["valid"].all()
+        model.config = replace(model.config, pose=replace(model.config.pose, camera_gates={"rig": 1e9}))
+        assert model(with_memory)["valid"].all()
+        assert not model({**rig_batch, "bev_memory": memory})["valid"].any()
     assert model.config.pose.gate_for("pinhole") == model.config.pose.min_effective_inliers
     with pytest.raises(ValueError, match="camera_gates"):
         replace(model.config.pose, camera_gates={"fisheye": 1.0})

@@ -323,7 +323,7 @@ class ViewBridgeMatcher(nn.Module):
         cell_m = mpp * self.aerial_extractor.stride
         solved = solve_pose(bev_xy, aerial_xy, match_weights, cfg.pose, cell_m,
                             cfg.pose.train_robust_iterations if self.training else cfg.pose.robust_iterations,
-                            cfg.pose.gate_for("sequential" if memory is not None else camera_kind(camera)))
+                            cfg.pose.gate_for(gate_kind(camera, memory is not None)))
 
         out.update({
             "pose": solved["pose"],
@@ -357,6 +357,16 @@ class ViewBridgeMatcher(nn.Module):
 def camera_kind(camera: MountedCamera | CameraRig) -> str:
     """"rig", or the camera model's kind ("panorama", "pinhole"): what a validity gate is for."""
     return "rig" if isinstance(camera, CameraRig) else camera.camera.kind
+
+
+def gate_kind(camera: MountedCamera | CameraRig, with_memory: bool) -> str:
+    """The validity gate (pose.CAMERA_KINDS) a frame of `camera` is held to: "sequential" for a
+    single pinhole with a BEV memory, else its camera kind. A panorama or rig sees (nearly) all
+    around, so its memory fills (almost) no cell and its own gate, calibrated on what it sees,
+    holds; the sequential gate was calibrated on single pinholes with memory and is looser than a
+    rig's (replaying a rig drive with memory on let fixes through that the rig gate refuses)."""
+    kind = camera_kind(camera)
+    return "sequential" if with_memory and kind == "pinhole" else kind
 
 
 def count_parameters(module: nn.Module) -> dict[str, int]:

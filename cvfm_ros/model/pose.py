@@ -23,7 +23,8 @@ from cvfm_ros.geometry import (MetricGrid, check_tensor, effective_count, reweig
                                wrap_angle)
 
 
-# Kinds of ground camera a validity gate is calibrated for; "sequential": any camera with a BEV memory.
+# Kinds of ground camera a validity gate is calibrated for; "sequential": a single pinhole with a
+# BEV memory (model/matcher.py, gate_kind).
 CAMERA_KINDS = ("panorama", "pinhole", "rig", "sequential")
 
 
