@@ -137,3 +137,30 @@ def test_release_recalibrates_existing_weights(tmp_path):
     runtime = after["extra"]["runtime"]
     assert runtime["covariance_scale"] > 1 and runtime["camera_models"] == ["panorama"]
     assert main(["release", str(SHIPPED_WEIGHTS), "--out", str(out), "--calibrate", "5"]) == 2
+
+
+def test_rig_blocks_draw_the_configured_pixel_aspect(tmp_path):
+    """Rig blocks: four pinholes at the named directions, non-square pixels within `rig_aspect`
+    (a robot's 4:3 camera resized to the 2:1 input); the default keeps square pixels."""
+    from cvfm_ros.geometry import CameraRig
+    from cvfm_ros.model import ViewBridgeMatcher
+    from cvfm_ros.train.training import TrainingPairs, load_train_config, matcher_config_for
+
+    data = {"styles": ["suburb"], "seed": 3, "length": 64, "pairs_per_world": 8, "workers": 0,
+            "correspondences": 256, "rig_share": 1.0}
+    aspects = {}
+    for name, extra in (("square", {}), ("wide", {"rig_aspect": [0.6, 0.7]})):
+        folder = tmp_path / name
+        folder.mkdir()
+        cfg = load_train_config(_config(folder, data={**data, **extra}))
+        model = ViewBridgeMatcher(matcher_config_for(cfg))
+        pairs = TrainingPairs(cfg.data, model.config, model.bev_grid, 2)
+        rigs = [pairs.camera_for(2 * block) for block in range(4)]
+        assert all(isinstance(rig, CameraRig) and len(rig) == 4 for rig in rigs)
+        aspects[name] = [c.camera.fy / c.camera.fx for rig in rigs for c in rig.cameras]
+    assert aspects["square"] == pytest.approx([1.0] * 16)
+    assert all(0.6 <= a <= 0.7 for a in aspects["wide"])
+
+    bad = _config(tmp_path, data={**data, "rig_aspect": [1.0, 0.5]})
+    with pytest.raises(ValueError, match="data.rig_aspect"):
+        load_train_config(bad)

@@ -54,13 +54,16 @@ class DataSettings:
     pinhole_pitch_deg: list[float] = field(default_factory=lambda: [-5.0, 15.0])
     pinhole_aspect: list[float] = field(default_factory=lambda: [0.6, 1.0])
     camera_height_m: list[float] = field(default_factory=lambda: [1.4, 2.2])
-    # Camera rigs (issue 14): this share of the blocks is a rig of square-pixel pinholes looking
-    # towards `rig_cameras` (names of geometry.RIG_POSITIONS), each with a horizontal FOV in
-    # `rig_hfov_deg`, pitched like the pinholes, lifted into one BEV. Drawn apart from the other
-    # cameras, so recipes without rigs draw exactly what they drew before.
+    # Camera rigs (issue 14): this share of the blocks is a rig of pinholes looking towards
+    # `rig_cameras` (names of geometry.RIG_POSITIONS), each with a horizontal FOV in
+    # `rig_hfov_deg` and pixels `rig_aspect` (fy / fx: robots' 4:3 and 16:9 cameras resized to the
+    # matcher's 2:1 input; [1, 1] = square pixels, as the first rig recipe drew), pitched like the
+    # pinholes, lifted into one BEV. Drawn apart from the other cameras, so recipes without rigs
+    # draw exactly what they drew before.
     rig_share: float = 0.0
     rig_cameras: list[str] = field(default_factory=lambda: ["front", "left", "rear", "right"])
     rig_hfov_deg: list[float] = field(default_factory=lambda: [80.0, 100.0])
+    rig_aspect: list[float] = field(default_factory=lambda: [1.0, 1.0])
     # Appearance augmentation towards real imagery (data/synth/augment.py); off in the older recipes.
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(enabled=False))
 
@@ -72,7 +75,7 @@ class DataSettings:
                 or len(set(self.rig_cameras)) != len(self.rig_cameras):
             raise ValueError(f"data.rig_cameras: expected distinct names of {sorted(RIG_POSITIONS)}, got {self.rig_cameras}")
         for key, low, high in (("pinhole_hfov_deg", 20.0, 170.0), ("rig_hfov_deg", 20.0, 170.0),
-                               ("pinhole_pitch_deg", -45.0, 45.0), ("pinhole_aspect", 0.2, 5.0),
+                               ("pinhole_pitch_deg", -45.0, 45.0), ("pinhole_aspect", 0.2, 5.0), ("rig_aspect", 0.2, 5.0),
                                ("camera_height_m", 0.2, 10.0)):
             value = getattr(self, key)
             if len(value) != 2 or not low <= value[0] <= value[1] <= high:
@@ -148,8 +151,10 @@ class TrainingPairs(torch.utils.data.Dataset):
         rig_draw = random.Random((self.data.seed * 7919 + index // self.batch) * 31 + 17)
         if self.data.rig_share > 0 and rig_draw.random() < self.data.rig_share:
             f = 0.5 * wg / math.tan(math.radians(rig_draw.uniform(*self.data.rig_hfov_deg)) / 2)
-            return CameraRig.ring(PinholeCamera(f, f, (wg - 1) / 2, (hg - 1) / 2, wg, hg), height, self.data.rig_cameras,
-                                  math.radians(rig_draw.uniform(*self.data.pinhole_pitch_deg)))
+            pitch = math.radians(rig_draw.uniform(*self.data.pinhole_pitch_deg))
+            fy = f * rig_draw.uniform(*self.data.rig_aspect)  # drawn last: [1, 1] keeps the earlier draws
+            return CameraRig.ring(PinholeCamera(f, fy, (wg - 1) / 2, (hg - 1) / 2, wg, hg), height, self.data.rig_cameras,
+                                  pitch)
         if self.data.pinhole_share <= 0 or draw.random() >= self.data.pinhole_share:
             return MountedCamera.panorama(wg, hg, height)
         hfov = math.radians(draw.uniform(*self.data.pinhole_hfov_deg))
