@@ -230,6 +230,34 @@ def test_ground_truth_assignment_with_a_perfect_prior():
             assert int(gt["row_target"][b, gt["col_target"][b, m]]) == m
 
 
+def test_a_mismatched_pair_learns_the_dustbin_and_no_pose():
+    """data.negative_share (issue 14): a pair marked `negative` sends every BEV and aerial cell to
+    the dustbin at full weight and adds nothing to the pose and sub-cell terms."""
+    model = _tiny()
+    batch, targets = _batch(b=2)
+    batch["prior_yaw"] = targets["pose"][:, 2].clone()
+    out = model(batch)
+    marked = {**targets, "negative": torch.tensor([False, True])}
+    gt = ground_truth_assignment(model, out, marked)
+    plain = ground_truth_assignment(model, out, targets)
+    assert torch.equal(gt["row_target"][0], plain["row_target"][0]) and (plain["row_target"][1] < 64).sum() > 10
+    assert (gt["row_target"][1] == 64).all() and (gt["col_target"][1] == 64).all()
+    # Full weight: the mismatched pair's dustbin rows count as much as a right pair's matches.
+    only_negative = {k: v[1:] for k, v in gt.items()}
+    one = {k: v[1:] for k, v in out.items() if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == 2}
+    nll = -one["log_assign_row"][0, :, 64].mean() - one["log_assign_col"][0, 64, :].mean()
+    torch.testing.assert_close(matching_loss(one, only_negative, 0.2, 1.0), 0.5 * nll)
+    loss = ViewBridgeLoss(LossConfig(subcell_weight=1.0))
+    both, right_only = loss(model, out, marked), loss(model, {k: v for k, v in out.items()}, targets)
+    assert torch.isfinite(both["total"]) and both["matching"] != right_only["matching"]
+    first = {k: (v[:1] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == 2 else v) for k, v in out.items()}
+    alone = loss(model, first, {k: v[:1] for k, v in targets.items()})
+    torch.testing.assert_close(both["pose"], alone["pose"])  # the negative pair adds no pose term
+    torch.testing.assert_close(both["subcell"], alone["subcell"])
+    with pytest.raises(ValueError, match="targets\\['negative'\\]"):
+        ground_truth_assignment(model, out, {**targets, "negative": torch.tensor([True])})
+
+
 def test_gradients_reach_both_extractors_through_every_loss():
     model = _tiny()
     batch, targets = _batch(b=2)

@@ -164,3 +164,33 @@ def test_rig_blocks_draw_the_configured_pixel_aspect(tmp_path):
     bad = _config(tmp_path, data={**data, "rig_aspect": [1.0, 0.5]})
     with pytest.raises(ValueError, match="data.rig_aspect"):
         load_train_config(bad)
+
+
+def test_mismatched_pairs_transpose_the_aerial_and_drop_the_correspondences(tmp_path):
+    """data.negative_share: a mismatched pair is the same pair with its aerial patch transposed (a
+    layout of no place), no correspondences and `negative` set; without it the pairs are as before."""
+    from cvfm_ros.model import ViewBridgeMatcher
+    from cvfm_ros.train.training import TrainingPairs, load_train_config, matcher_config_for
+
+    data = {"styles": ["suburb"], "seed": 3, "length": 64, "pairs_per_world": 8, "workers": 0, "correspondences": 64}
+    items = {}
+    for name, share in (("plain", 0.0), ("negative", 1.0)):
+        folder = tmp_path / name
+        folder.mkdir()
+        cfg = load_train_config(_config(folder, data={**data, "negative_share": share}))
+        pairs = TrainingPairs(cfg.data, ViewBridgeMatcher(matcher_config_for(cfg)).config,
+                              ViewBridgeMatcher(matcher_config_for(cfg)).bev_grid, 2)
+        items[name] = pairs[1]
+    plain, negative = items["plain"], items["negative"]
+    assert not plain["negative"] and plain["corr_valid"].any()
+    assert negative["negative"] and not negative["corr_valid"].any()
+    assert torch.equal(negative["aerial"], plain["aerial"].transpose(-1, -2))
+    assert torch.equal(negative["ground"], plain["ground"]) and torch.equal(negative["pose"], plain["pose"])
+    with pytest.raises(ValueError, match="data.negative_share"):
+        load_train_config(_config(tmp_path, data={**data, "negative_share": 1.5}))
+    # Real steps with half of the pairs mismatched: finite losses, the position error of the right ones.
+    run = tmp_path / "steps"
+    run.mkdir()
+    assert main(["train", "--config", str(_config(run, data={**data, "negative_share": 0.5}))]) == 0
+    records = [json.loads(line) for line in (run / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(math.isfinite(r["total"]) and r["matching"] > 0 for r in records)

@@ -39,6 +39,7 @@ class LossConfig:
     pose_weight: float = 0.1  # VCE is in metres (~10 early on); keep the matching term in charge
     surface_weight: float = 0.1
     dustbin_weight: float = 0.2  # weight of rows/columns whose positive is the dustbin
+    negative_weight: float = 1.0  # weight of every row/column of a mismatched pair (targets["negative"])
     virtual_points: int = 5  # virtual points per side of the square grid
     virtual_extent_m: float = 10.0  # half side of the virtual point grid around base_link
     surface_huber_m: float = 1.0
@@ -53,7 +54,8 @@ class LossConfig:
     pose_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("matching_weight", "pose_weight", "surface_weight", "dustbin_weight", "subcell_weight"):
+        for name in ("matching_weight", "pose_weight", "surface_weight", "dustbin_weight", "negative_weight",
+                     "subcell_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LossConfig.{name}: expected >= 0, got {getattr(self, name)}")
         if not (self.subcell_reach_cells > 0 and self.subcell_huber_cells > 0):
@@ -81,7 +83,9 @@ def ground_truth_assignment(matcher: ViewBridgeMatcher, outputs: dict[str, torch
     `col_target` (B, M) BEV cell index or N (dustbin) per aerial cell, `bev_visible` (B, N).
 
     `targets["pose"]` (B, 3) is required; `corr_aerial_uv` (B, P, 2) with `corr_valid` (B, P)
-    (aerial pixels of pixel-level correspondences) refine the visibility when present.
+    (aerial pixels of pixel-level correspondences) refine the visibility when present;
+    `negative` (B,) bool marks mismatched pairs (an aerial patch of no place the camera is in):
+    every cell of theirs goes to the dustbin. Also returns `negative` (B,) bool.
     """
     pose = check_tensor("targets['pose']", targets["pose"], ("B", 3)).to(outputs["pose"])
     b = pose.shape[0]
@@ -118,12 +122,18 @@ def ground_truth_assignment(matcher: ViewBridgeMatcher, outputs: dict[str, torch
     n_idx = torch.where(inside, rc[..., 0] * grid.cols + rc[..., 1], torch.zeros_like(rc[..., 0]))
     seen = torch.gather(visible, 1, n_idx) & inside
     col_target = torch.where(seen, n_idx, torch.full_like(n_idx, n))
-    return {"row_target": row_target, "col_target": col_target, "bev_visible": visible}
+    negative = targets.get("negative")
+    negative = (torch.zeros(b, dtype=torch.bool, device=pose.device) if negative is None
+                else check_tensor("targets['negative']", negative, (b,), floating=False).bool())
+    row_target = torch.where(negative[:, None], torch.full_like(row_target, m), row_target)
+    col_target = torch.where(negative[:, None], torch.full_like(col_target, n), col_target)
+    return {"row_target": row_target, "col_target": col_target, "bev_visible": visible, "negative": negative}
 
 
 def matching_loss(outputs: dict[str, torch.Tensor], assignment: dict[str, torch.Tensor],
-                  dustbin_weight: float) -> torch.Tensor:
-    """Bidirectional InfoNCE (negative log-likelihood of the true cell or the dustbin)."""
+                  dustbin_weight: float, negative_weight: float = 1.0) -> torch.Tensor:
+    """Bidirectional InfoNCE (negative log-likelihood of the true cell or the dustbin); rows and
+    columns of mismatched pairs (`assignment["negative"]`) weigh `negative_weight`."""
     log_row, log_col = outputs["log_assign_row"], outputs["log_assign_col"]
     rt, ct = assignment["row_target"], assignment["col_target"]
     m, n = log_row.shape[2] - 1, log_col.shape[1] - 1
@@ -131,6 +141,10 @@ def matching_loss(outputs: dict[str, torch.Tensor], assignment: dict[str, torch.
     nll_col = -torch.gather(log_col, 1, ct.unsqueeze(1)).squeeze(1)  # (B, M)
     w_row = torch.where(rt == m, torch.full_like(nll_row, dustbin_weight), torch.ones_like(nll_row))
     w_col = torch.where(ct == n, torch.full_like(nll_col, dustbin_weight), torch.ones_like(nll_col))
+    negative = assignment.get("negative")
+    if negative is not None:
+        w_row = torch.where(negative[:, None], torch.full_like(w_row, negative_weight), w_row)
+        w_col = torch.where(negative[:, None], torch.full_like(w_col, negative_weight), w_col)
     row = (w_row * nll_row).sum() / w_row.sum().clamp_min(1e-6)
     col = (w_col * nll_col).sum() / w_col.sum().clamp_min(1e-6)
     return 0.5 * (row + col)
@@ -149,15 +163,18 @@ def virtual_correspondence_loss(pred_pose: torch.Tensor, true_pose: torch.Tensor
 
 
 def subcell_loss(matcher: ViewBridgeMatcher, outputs: dict[str, torch.Tensor], true_pose: torch.Tensor,
-                 reach_cells: float, huber_cells: float) -> torch.Tensor:
+                 reach_cells: float, huber_cells: float, pairs: torch.Tensor | None = None) -> torch.Tensor:
     """Huber loss (aerial cells) of the selected matches' aerial positions `matches_aerial_uv`
     (B, K, 2) against where their BEV points `matches_bev_xy` land under `true_pose` (B, 3), over
-    matches with weight > 0 within `reach_cells` of the truth (0 with a graph when none is)."""
+    matches with weight > 0 within `reach_cells` of the truth (0 with a graph when none is), of
+    the pairs (B,) bool where given (default: all)."""
     cell_px = float(matcher.aerial_extractor.stride)
     true_xy = _patch_from_base(outputs["matches_bev_xy"], true_pose.to(outputs["matches_bev_xy"]))
     true_uv = aerial_metric_to_pixels(true_xy, matcher.config.aerial_hw, outputs["aerial_mpp"])
     err = (outputs["matches_aerial_uv"] - true_uv) / cell_px
     mask = (outputs["match_weights"] > 0) & (err.detach().abs() < reach_cells).all(-1)
+    if pairs is not None:
+        mask = mask & pairs[:, None]
     per_match = torch.nn.functional.huber_loss(err, torch.zeros_like(err), reduction="none", delta=huber_cells).sum(-1)
     w = mask.to(per_match.dtype)
     return (per_match * w).sum() / w.sum().clamp_min(1.0)
@@ -192,9 +209,11 @@ class ViewBridgeLoss(torch.nn.Module):
         cfg = self.config
         assignment = ground_truth_assignment(matcher, outputs, targets)
         terms = {
-            "matching": matching_loss(outputs, assignment, cfg.dustbin_weight),
-            # Every well-posed solve is trained, also those the confidence gate would call invalid.
-            "pose": virtual_correspondence_loss(outputs["pose"], targets["pose"], outputs["pose_solvable"],
+            "matching": matching_loss(outputs, assignment, cfg.dustbin_weight, cfg.negative_weight),
+            # Every well-posed solve is trained, also those the confidence gate would call invalid;
+            # a mismatched pair has no pose to find.
+            "pose": virtual_correspondence_loss(outputs["pose"], targets["pose"],
+                                                outputs["pose_solvable"] & ~assignment["negative"],
                                                 cfg.virtual_points, cfg.virtual_extent_m),
         }
         if step is None:
@@ -211,7 +230,7 @@ class ViewBridgeLoss(torch.nn.Module):
             total = total + cfg.surface_weight * terms["surface"]
         if cfg.subcell_weight > 0:
             terms["subcell"] = subcell_loss(matcher, outputs, targets["pose"], cfg.subcell_reach_cells,
-                                            cfg.subcell_huber_cells)
+                                            cfg.subcell_huber_cells, ~assignment["negative"])
             total = total + cfg.subcell_weight * terms["subcell"]
         terms["total"] = total
         return terms

@@ -64,11 +64,18 @@ class DataSettings:
     rig_cameras: list[str] = field(default_factory=lambda: ["front", "left", "rear", "right"])
     rig_hfov_deg: list[float] = field(default_factory=lambda: [80.0, 100.0])
     rig_aspect: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    # Mismatched pairs (issue 14): this share of the pairs gets its aerial patch transposed
+    # (mirrored about the diagonal: a layout no place of the world has, so nothing the camera sees
+    # is in it) and learns "every cell to the dustbin" (model/losses.py, `negative`). The
+    # matcher never saw imagery it cannot explain, so it found as many effective inliers in it as
+    # in a weak right pair, and the validity gate set above those refused right fixes. Drawn
+    # last per pair, so recipes without negatives draw what they drew before.
+    negative_share: float = 0.0
     # Appearance augmentation towards real imagery (data/synth/augment.py); off in the older recipes.
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(enabled=False))
 
     def __post_init__(self) -> None:
-        for key in ("pinhole_share", "rig_share"):
+        for key in ("pinhole_share", "rig_share", "negative_share"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"data.{key}: expected a share in [0, 1], got {getattr(self, key)}")
         if not self.rig_cameras or not set(self.rig_cameras) <= set(RIG_POSITIONS) \
@@ -189,7 +196,11 @@ class TrainingPairs(torch.utils.data.Dataset):
         valid = np.zeros(k, bool)
         corr[: len(pick)] = sample.aerial_uv[tuple(vis[pick].T)]
         valid[: len(pick)] = True
-        return {"ground": t["ground"], "aerial": t["aerial"], "prior_yaw": t["prior_yaw"],
+        aerial, negative = t["aerial"], False
+        if self.data.negative_share > 0 and rng.random() < self.data.negative_share:
+            aerial, negative = aerial.transpose(-1, -2).contiguous(), True  # (3, H, W), square
+            valid[:] = False
+        return {"ground": t["ground"], "aerial": aerial, "prior_yaw": t["prior_yaw"], "negative": torch.tensor(negative),
                 "aerial_mpp": torch.tensor(self.data.aerial_mpp, dtype=torch.float32),
                 "pose": t["pose_in_patch"], "surface_height": t["bev_height"],
                 "corr_aerial_uv": torch.from_numpy(corr), "corr_valid": torch.from_numpy(valid),
@@ -345,8 +356,11 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_at:
             if step % cfg.log_every == 0 or step == cfg.optim.steps:
                 with torch.no_grad():
                     err = (outputs["pose"][:, :2] - batch["pose"][:, :2]).norm(dim=-1)
+                    if "negative" in batch:  # a mismatched pair has no pose to find
+                        err = err[~batch["negative"]]
                 record = {"step": step, "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.time() - started, 1),
-                          **{k: float(v.detach()) for k, v in terms.items()}, "pos_err_median_m": float(err.median())}
+                          **{k: float(v.detach()) for k, v in terms.items()},
+                          "pos_err_median_m": float(err.median()) if len(err) else float("nan")}
                 with open(log_path, "a") as fh:
                     fh.write(json.dumps(record) + "\n")
                 bar.set_postfix(loss=f"{record['total']:.3f}", err=f"{record['pos_err_median_m']:.2f}m")
