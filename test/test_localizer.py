@@ -57,6 +57,26 @@ def test_loose_prior_yaw_is_searched_and_recovered(tiny_drive, last_frame):
     assert abs(math.remainder(single.pose[2] - truth[2], 2 * math.pi)) > math.radians(20)
 
 
+def test_a_frame_below_the_validity_gate_says_so(tiny_drive, last_frame):
+    """A frame the validity gate refuses names the effective-inlier count and the gate it missed
+    (what an operator needs to see where availability went); an accepted one carries its count."""
+    from dataclasses import replace
+
+    image, truth = last_frame
+    camera = MountedCamera.panorama(image.shape[1], image.shape[0], tiny_drive.camera_height_m)
+    tight = np.diag([4.0, 4.0, math.radians(2) ** 2])
+    accepted = _localizer(tiny_drive).localize(image, camera, truth, tight, 0.0)
+    assert accepted.status.name == "OK" and accepted.effective_inliers > 0
+    strict = _localizer(tiny_drive)
+    pose = strict.matcher.config.pose
+    strict.matcher.config = replace(strict.matcher.config, pose=replace(pose, min_effective_inliers=1e6))
+    refused = strict.localize(image, camera, truth, tight, 0.0)
+    assert refused.status.name == "LOW_CONFIDENCE"
+    assert refused.effective_inliers == pytest.approx(accepted.effective_inliers, rel=1e-4)
+    assert f"effective inliers {accepted.effective_inliers:.1f} below the panorama validity gate 1000000.0" \
+        in refused.reason
+
+
 def test_baseline_searches_yaw_itself(tiny_drive, last_frame):
     image, truth = last_frame
     camera = MountedCamera.panorama(image.shape[1], image.shape[0], tiny_drive.camera_height_m)

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # What a replay folder holds: an existing --out folder is replaced only if it has nothing else.
-_REPLAY_FILES = {"estimates.tum", "fused.tum", "odometry.tum", "ground_truth.tum", "metrics.json", "report.html",
+_REPLAY_FILES = {"estimates.tum", "fused.tum", "odometry.tum", "ground_truth.tum", "metrics.json", "frames.csv", "report.html",
                  "localization", "summary.json"}
 
 

@@ -1,8 +1,10 @@
 """`cvfm-ros replay`: run the node's session over a ROS 2 bag and write an evaluation report.
 
 Outputs in `out_dir`: TUM trajectories (`estimates.tum` raw accepted fixes, `fused.tum`,
-`odometry.tum`, `ground_truth.tum`), `metrics.json`, plots and a self-contained `report.html`,
-and optionally `poses_bag/` with the fixes and per-frame match reports.
+`odometry.tum`, `ground_truth.tum`), `metrics.json`, `frames.csv` (every processed frame: status,
+reason, the validity gate's effective-inlier count, fix and its error), plots and a
+self-contained `report.html`, and optionally `localization/` with the fixes and per-frame match
+reports.
 
 Convention: header stamps (not record times) order and stamp everything; poses are base_link in
 `map`; NavSatFix ground truth is converted through the datum.
@@ -241,6 +243,32 @@ def _mosaic(localizer, frames: list[FrameRecord]):
     return patch.image, (centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half)
 
 
+FRAME_COLUMNS = ("stamp", "status", "reason", "matches", "score", "effective_inliers", "fix_x", "fix_y", "fix_yaw",
+                 "fix_std_xy_m", "truth_x", "truth_y", "truth_yaw", "fix_error_m")
+
+
+def frames_csv(frames: list[FrameRecord]) -> str:
+    """`frames.csv`: one row per processed frame (FRAME_COLUMNS), also the refused ones, with
+    the count the validity gate compared and the fix's error where there is a fix and truth:
+    where availability went. Empty cells: no value (no fix, no truth, no matcher run)."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(FRAME_COLUMNS)
+    for f in frames:
+        fix = [] if f.fix is None else [f"{v:.4f}" for v in f.fix]
+        std = "" if f.fix_cov is None else f"{math.sqrt(max(f.fix_cov[0, 0], f.fix_cov[1, 1])):.4f}"
+        truth = [] if f.truth is None else ["" if math.isnan(v) else f"{v:.4f}" for v in f.truth]
+        error = (f"{math.hypot(*(f.fix[:2] - f.truth[:2])):.4f}" if f.fix is not None and f.truth is not None
+                 and np.isfinite(f.truth[:2]).all() else "")
+        writer.writerow([f"{f.stamp:.9f}", f.status, f.reason, f.matches, f"{f.score:.4f}",
+                         "" if f.effective_inliers is None else f"{f.effective_inliers:.2f}",
+                         *(fix or [""] * 3), std, *(truth or [""] * 3), error])
+    return text.getvalue()
+
+
 def write_outputs(out_dir: Path, record: ReplayRecord, localizer, title: str) -> dict:
     from .report import plot_errors, plot_trajectories, write_report
     from .visualize import draw_matches
@@ -260,6 +288,7 @@ def write_outputs(out_dir: Path, record: ReplayRecord, localizer, title: str) ->
     for name, traj in tum.items():
         atomic_write_text(out_dir / f"{name}.tum", traj.to_text())
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(out_dir / "frames.csv", frames_csv(frames))
     mosaic, extent = _mosaic(localizer, frames)
     images = {
         "trajectories": plot_trajectories(

@@ -45,6 +45,7 @@ class FrameRecord:
     timings_ms: dict[str, float]
     matches: int
     score: float = 0.0
+    effective_inliers: float | None = None  # what the validity gate compared (None: no matcher run)
 
 
 @dataclass
@@ -138,7 +139,8 @@ def run_replay(events: Iterable[Event], session: LocalizationSession, truth_trac
                 event.stamp, result.status.name, result.reason,
                 None if result.pose is None else np.asarray(result.pose, dtype=float),
                 None if result.covariance is None else np.asarray(result.covariance, dtype=float),
-                odometry_only, ekf.pose, truth, dict(result.timings_ms), len(result.matches), float(result.score)))
+                odometry_only, ekf.pose, truth, dict(result.timings_ms), len(result.matches), float(result.score),
+                result.effective_inliers))
             if result.status != Status.OK:
                 record.problems[f"frames with status {result.status.name}"] += 1
             if result.ok and len(record.examples) < keep_examples and len(record.frames) % 15 == 1:

@@ -31,7 +31,7 @@ import torch
 from ..geometry import CameraRig, MetricGrid, MountedCamera, PinholeCamera
 from ..geometry.planar import wrap
 from ..model.export import EXPORT_OUTPUTS, ExportableMatcher, contract, memory_shapes
-from ..model.matcher import DEFAULT_AERIAL_MPP
+from ..model.matcher import DEFAULT_AERIAL_MPP, gate_kind
 from ..model.yaw_search import pick_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
 from .result import LocalizationResult, Matches, Status
@@ -304,7 +304,7 @@ class Localizer:
         if self.memory_frames:  # this frame's own BEV, and the yaw it was lifted at (the picked hypothesis')
             result.frame_bev = {"features": out["frame_bev_features"][0], "valid": out["frame_bev_valid"][0],
                                 "surface_height": out["frame_surface_height"][0], "bev_yaw": float(out["bev_yaw"][0])}
-        self._gate(result, prior, prior_cov, bool(out["valid"][0] > 0.5))
+        self._gate(result, prior, prior_cov, bool(out["valid"][0] > 0.5), self._validity_gate(camera))
         timings["solve"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         return result
@@ -386,15 +386,30 @@ class Localizer:
         matches = Matches(ground_uv, aerial_uv, map_xy, weights[keep], ground_camera)
         score = float(weights[keep].mean()) if keep.any() else 0.0
         result = LocalizationResult(stamp, Status.OK, "", pose, cov, matches, score, timings,
-                                    coverage=float(getattr(patch, "coverage", 1.0)))
+                                    coverage=float(getattr(patch, "coverage", 1.0)),
+                                    effective_inliers=float(out["effective_inliers"][0]))
         result.aerial_image = np.asarray(patch.image)
         return result
 
-    def _gate(self, result: LocalizationResult, prior: np.ndarray, prior_cov: np.ndarray, valid: bool) -> None:
+    def _validity_gate(self, camera: Cameras) -> tuple[str, float] | None:
+        """(gate kind, min effective inliers) a frame of `camera` is held to in the matcher's
+        graph (model/matcher.py `gate_kind`), or None where the matcher has no such gate."""
+        pose = getattr(getattr(self.matcher, "config", None), "pose", None)
+        if pose is None or not hasattr(pose, "gate_for"):
+            return None
+        kind = gate_kind(camera, self.memory_frames > 0)
+        return kind, pose.gate_for(kind)
+
+    def _gate(self, result: LocalizationResult, prior: np.ndarray, prior_cov: np.ndarray, valid: bool,
+              validity_gate: tuple[str, float] | None = None) -> None:
         """Confidence gates, then the Mahalanobis gate against the prior (sets status and reason)."""
         pose, cov, gate = result.pose, result.covariance, self.config.gate
         if not valid or not np.isfinite(pose).all() or not np.isfinite(cov).all():
             result.status, result.reason = Status.LOW_CONFIDENCE, "the matcher found no consistent solution"
+            eff = result.effective_inliers
+            if validity_gate is not None and eff is not None and eff < validity_gate[1]:
+                result.reason = (f"effective inliers {eff:.1f} below the {validity_gate[0]} validity gate "
+                                 f"{validity_gate[1]:.1f} (imagery the matcher cannot explain, or too little of it)")
         elif len(result.matches) < gate.min_matches:
             result.status = Status.LOW_CONFIDENCE
             result.reason = f"only {len(result.matches)} matches (< {gate.min_matches})"

@@ -62,6 +62,8 @@ class LocalizationResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     mahalanobis: float | None = None
     coverage: float | None = None
+    # The count the validity gate compares (pose.camera_gates): why a frame was or was not valid.
+    effective_inliers: float | None = None
     aerial_image: np.ndarray | None = None  # the aerial patch used (H, W, 3) uint8, for debug output
     yaw_hypotheses: int = 1  # matcher runs for this frame (more than 1 where the prior yaw was loose)
     # sequential BEV: this frame's BEV for the next frames' memory (runtime/bev_memory.py)
