@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import atomic_write_text
 from ..geometry import MountedCamera, PanoramaCamera
-from .metrics import TumTrajectory
+from .metrics import TumTrajectory, position_error_m
 from .replay import Event, FrameRecord, ReplayRecord, compute_metrics
 
 
@@ -261,7 +261,7 @@ def frames_csv(frames: list[FrameRecord]) -> str:
         fix = [] if f.fix is None else [f"{v:.4f}" for v in f.fix]
         std = "" if f.fix_cov is None else f"{math.sqrt(max(f.fix_cov[0, 0], f.fix_cov[1, 1])):.4f}"
         truth = [] if f.truth is None else ["" if math.isnan(v) else f"{v:.4f}" for v in f.truth]
-        error = (f"{math.hypot(*(f.fix[:2] - f.truth[:2])):.4f}" if f.fix is not None and f.truth is not None
+        error = (f"{float(position_error_m(f.fix[:2], f.truth[:2])):.4f}" if f.fix is not None and f.truth is not None
                  and np.isfinite(f.truth[:2]).all() else "")
         writer.writerow([f"{f.stamp:.9f}", f.status, f.reason, f.matches, f"{f.score:.4f}",
                          "" if f.effective_inliers is None else f"{f.effective_inliers:.2f}",
