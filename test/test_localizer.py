@@ -77,6 +77,67 @@ def test_a_frame_below_the_validity_gate_says_so(tiny_drive, last_frame):
         in refused.reason
 
 
+def test_the_second_look_publishes_a_right_fix_the_gate_refused(tiny_drive, last_frame):
+    """A right fix below the validity gate, matched again on a crop 8 m off, stays in place: it is
+    published with the pose and covariance of an ungated solve, and says how far the two looks
+    were apart. With the second look off the same frame stays refused."""
+    from dataclasses import replace
+
+    image, truth = last_frame
+    camera = MountedCamera.panorama(image.shape[1], image.shape[0], tiny_drive.camera_height_m)
+    tight = np.diag([4.0, 4.0, math.radians(2) ** 2])
+    open_gate = _localizer(tiny_drive).localize(image, camera, truth, tight, 0.0)
+    assert open_gate.status.name == "OK" and open_gate.second_look_m is None  # valid: no second look
+    looked = _localizer(tiny_drive)
+    pose = looked.matcher.config.pose
+    gate = 1.5 * open_gate.effective_inliers  # refuses this frame; its count is above the second look's share
+    looked.matcher.config = replace(looked.matcher.config, pose=replace(pose, min_effective_inliers=gate))
+    result = looked.localize(image, camera, truth, tight, 0.0)
+    assert result.status.name == "OK", result.reason
+    assert result.second_look_m < looked.config.gate.second_look_tolerance_m
+    assert "second_look" in result.timings_ms
+    np.testing.assert_allclose(result.pose, open_gate.pose, atol=1e-4)
+    np.testing.assert_allclose(result.covariance, open_gate.covariance, rtol=1e-3, atol=1e-9)
+    # A tolerance no second look meets: refused, and the reason says by how much the looks disagreed.
+    looked.config.gate.second_look_tolerance_m = 1e-6
+    refused = looked.localize(image, camera, truth, tight, 0.0)
+    assert refused.status.name == "LOW_CONFIDENCE"
+    assert f"the second look, 8 m off, disagrees by {refused.second_look_m:.2f} m" in refused.reason
+    looked.config.gate.second_look_tolerance_m, looked.config.gate.second_look_shift_m = 1.0, 0.0
+    off = looked.localize(image, camera, truth, tight, 0.0)
+    assert off.status.name == "LOW_CONFIDENCE" and off.second_look_m is None and "second_look" not in off.timings_ms
+
+
+def test_the_second_look_refuses_a_fix_on_imagery_from_elsewhere(tiny_drive, last_frame):
+    """The camera frame against aerial imagery of another place, with a validity gate just above
+    what the matcher counts there (so that the second look runs): the two looks disagree and no
+    fix is published."""
+    from dataclasses import replace
+
+    from cvfm_ros.maps.aerial_image import AerialImage
+
+    image, truth = last_frame
+    camera = MountedCamera.panorama(image.shape[1], image.shape[0], tiny_drive.camera_height_m)
+    tight = np.diag([4.0, 4.0, math.radians(2) ** 2])
+    localizer = _localizer(tiny_drive)
+    pose = localizer.matcher.config.pose
+    # Elsewhere: the same tiles 35 m away (the frame's place is outside the crop), served under the
+    # frame's coordinates.
+    far = 35.0 * np.array([math.cos(math.radians(150)), math.sin(math.radians(150))])
+    elsewhere = localizer.tiles.read_patch(truth[:2] + far, 2 * localizer.aerial_size, localizer.aerial_mpp,
+                                           min_coverage=0.0)
+    source = AerialImage(elsewhere.image, localizer.aerial_mpp, origin_uv=(
+        (elsewhere.image.shape[1] - 1) / 2 - truth[0] / localizer.aerial_mpp,
+        (elsewhere.image.shape[0] - 1) / 2 + truth[1] / localizer.aerial_mpp))
+    localizer.matcher.config = replace(localizer.matcher.config, pose=replace(pose, min_effective_inliers=0.0))
+    ungated = localizer.localize(image, camera, truth, tight, 0.0, aerial=source)
+    localizer.matcher.config = replace(localizer.matcher.config, pose=replace(
+        pose, min_effective_inliers=1.01 * ungated.effective_inliers))
+    result = localizer.localize(image, camera, truth, tight, 0.0, aerial=source)
+    assert result.status.name == "LOW_CONFIDENCE"
+    assert result.second_look_m > localizer.config.gate.second_look_tolerance_m
+
+
 def test_baseline_searches_yaw_itself(tiny_drive, last_frame):
     image, truth = last_frame
     camera = MountedCamera.panorama(image.shape[1], image.shape[0], tiny_drive.camera_height_m)

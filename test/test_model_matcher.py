@@ -498,3 +498,30 @@ def test_a_rig_of_one_camera_is_that_camera_and_rig_input_is_checked():
     up = MountedCamera.pinhole(RIG.cameras[0].camera, 1000.0, yaw_rad=math.pi)  # sees no BEV point
     with pytest.raises(ValueError, match="rig camera 2 \\(rear\\): camera: sees no BEV cell"):
         model.check_camera(CameraRig((*RIG.cameras[:2], up), ("front", "left", "rear")))
+
+
+def test_solve_matches_is_the_forward_solve_with_another_gate():
+    """The localizer's second look re-solves from the match outputs: with the forward pass's own gate
+    it gives the forward pose, covariance and validity; with an open gate a gated-out frame's
+    pose is the same and its covariance finite."""
+    torch.manual_seed(0)
+    batch, _ = flat_world_batch(1, (32, 32), 0.5, RIG.cameras[0], max_offset_m=3.0, bev_cells=8, seed=4)
+    model = _tiny().eval()
+    model.config = replace(model.config, pose=replace(model.config.pose, min_effective_matches=0.0,
+                                                      min_inlier_share=0.0))
+    with torch.no_grad():
+        out = model(batch)
+    again = model.solve_matches(out["matches_bev_xy"], out["matches_aerial_uv"], out["match_weights"], 0.5,
+                                model.config.pose.min_effective_inliers)
+    assert bool(out["valid"][0]) and bool(again["valid"][0])
+    torch.testing.assert_close(again["pose"], out["pose"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again["covariance"], out["covariance"], atol=1e-7, rtol=1e-4)
+    model.config = replace(model.config, pose=replace(model.config.pose, min_effective_inliers=1e9))
+    with torch.no_grad():
+        gated = model(batch)
+    assert not bool(gated["valid"][0]) and float(gated["covariance"][0, 0, 0]) == pytest.approx(1e6)
+    reopened = model.solve_matches(gated["matches_bev_xy"].numpy(), gated["matches_aerial_uv"].numpy(),
+                                   gated["match_weights"].numpy(), 0.5, 0.0)
+    assert bool(reopened["valid"][0])
+    torch.testing.assert_close(reopened["pose"], out["pose"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(reopened["covariance"], out["covariance"], atol=1e-7, rtol=1e-4)

@@ -243,14 +243,15 @@ def _mosaic(localizer, frames: list[FrameRecord]):
     return patch.image, (centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half)
 
 
-FRAME_COLUMNS = ("stamp", "status", "reason", "matches", "score", "effective_inliers", "fix_x", "fix_y", "fix_yaw",
-                 "fix_std_xy_m", "truth_x", "truth_y", "truth_yaw", "fix_error_m")
+FRAME_COLUMNS = ("stamp", "status", "reason", "matches", "score", "effective_inliers", "second_look_m", "fix_x", "fix_y",
+                 "fix_yaw", "fix_std_xy_m", "truth_x", "truth_y", "truth_yaw", "fix_error_m")
 
 
 def frames_csv(frames: list[FrameRecord]) -> str:
     """`frames.csv`: one row per processed frame (FRAME_COLUMNS), also the refused ones, with
-    the count the validity gate compared and the fix's error where there is a fix and truth:
-    where availability went. Empty cells: no value (no fix, no truth, no matcher run)."""
+    the count the validity gate compared, the second look's disagreement (where one ran) and the
+    fix's error where there is a fix and truth: where availability went. Empty cells: no value (no
+    fix, no truth, no matcher run)."""
     import csv
     import io
 
@@ -265,6 +266,7 @@ def frames_csv(frames: list[FrameRecord]) -> str:
                  and np.isfinite(f.truth[:2]).all() else "")
         writer.writerow([f"{f.stamp:.9f}", f.status, f.reason, f.matches, f"{f.score:.4f}",
                          "" if f.effective_inliers is None else f"{f.effective_inliers:.2f}",
+                         "" if f.second_look_m is None else f"{f.second_look_m:.3f}",
                          *(fix or [""] * 3), std, *(truth or [""] * 3), error])
     return text.getvalue()
 

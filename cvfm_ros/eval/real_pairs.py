@@ -18,8 +18,9 @@ uniform within ±10° of it. The matcher's aerial input is cut around the prior 
 image, resampled to the matcher's `aerial_mpp` (outside the image stays black: nothing invented);
 the ground image is resized to the matcher's input and its camera scaled with it. Reported:
 position and yaw errors (summaries, recall), `better_than_prior` (share of draws whose error is
-below the prior's own) and, over the fixes the matcher calls valid, their count, median and
-largest error. Per-draw rows are kept.
+below the prior's own) and, over the fixes the localizer would publish (the matcher's validity gate,
+or the second look of runtime/second_look.py at a crop 8 m off), their count, median and largest
+error. Per-draw rows are kept, with the second look's disagreement where it ran.
 
 Convention: docs/CONVENTIONS.md; the patch frame is centred on the prior (x east, y north).
 """
@@ -37,6 +38,7 @@ import torch
 
 from ..geometry import MountedCamera, PinholeCamera, wrap_angle
 from ..maps.aerial_image import aerial_crop
+from ..runtime.second_look import SecondLookSettings, first_look, look, looks_agree, second_look_shift
 from .metrics import nees, position_error_m, recall, summarize, yaw_error_deg
 
 PRIOR_YAW_DEG = 10.0
@@ -175,8 +177,11 @@ def draw_inputs(pair: RealPair, ground: torch.Tensor, aerial: np.ndarray, aerial
 
 
 def evaluate_real(matcher: torch.nn.Module, pairs: list[RealPair], mpp: float, priors: int = PRIORS_PER_PAIR,
-                  seed: int = 0, progress: bool = True, yaw_step_deg: float = 0.0) -> dict:
-    """Run `matcher` on every prior draw of every pair (module docstring); summary + per-draw rows."""
+                  seed: int = 0, progress: bool = True, yaw_step_deg: float = 0.0,
+                  second_look: SecondLookSettings | None = SecondLookSettings()) -> dict:
+    """Run `matcher` on every prior draw of every pair (module docstring); summary + per-draw rows.
+    A draw is valid as the localizer would publish it: the matcher's validity gate, or the second
+    look (`second_look`, the localizer's default settings; None: the gate alone)."""
     from tqdm import tqdm
 
     from ..model.yaw_search import search_yaw, yaw_hypotheses
@@ -196,17 +201,48 @@ def evaluate_real(matcher: torch.nn.Module, pairs: list[RealPair], mpp: float, p
                                    math.radians(yaw_step_deg)) if search else batch["prior_yaw"].numpy())
             started = time.perf_counter()
             with torch.inference_mode():
-                out = matcher(batch) if len(yaws) == 1 else search_yaw(matcher, batch, yaws)[0]
+                out, picked = (matcher(batch), 0) if len(yaws) == 1 else search_yaw(matcher, batch, yaws)
             elapsed = (time.perf_counter() - started) * 1e3
             pose = out["pose"][0].double().numpy()
-            valid = bool(out["valid"][0])
+            valid, covariance, second = bool(out["valid"][0]), out["covariance"][0], None
+            if not valid and second_look is not None:  # what the localizer would do (runtime/second_look.py)
+                second = _second_look(matcher, out, pair, ground, aerial, offset, float(yaws[picked]), camera, mpp,
+                                      second_look)
+                if second is not None and second["accepted"]:
+                    valid, covariance = True, second.pop("covariance")
             rows.append({"pair": pair.name, "draw": draw, "prior_error_m": float(np.hypot(offset[0], offset[1])),
                          "position_error_m": float(position_error_m(pose[:2], truth[:2])),
                          "yaw_error_deg": float(yaw_error_deg(pose[2], truth[2])),
                          "prior_yaw_error_deg": float(abs(math.degrees(offset[2]))),
                          "valid": valid, "ms": elapsed,
-                         "nees": _published_nees(matcher, pose, truth, out["covariance"][0]) if valid else None})
+                         "second_look": None if second is None else {k: v for k, v in second.items() if k != "covariance"},
+                         "nees": _published_nees(matcher, pose, truth, covariance) if valid else None})
     return summarize_real(rows)
+
+
+def _second_look(matcher: torch.nn.Module, out: dict, pair: RealPair, ground: torch.Tensor, aerial: np.ndarray,
+                 offset: np.ndarray, yaw: float, camera: MountedCamera, mpp: float,
+                 settings: SecondLookSettings) -> dict | None:
+    """The localizer's second look at a draw the validity gate refused: None where it does not
+    run, else {"accepted", "disagreement_m", "disagreement_deg", "covariance" (the first look's)}."""
+    from ..model.matcher import gate_kind
+
+    pose_config = getattr(getattr(matcher, "config", None), "pose", None)
+    if pose_config is None or not hasattr(pose_config, "gate_for"):
+        return None
+    gate = pose_config.gate_for(gate_kind(camera, False))
+    first = first_look(matcher, out, mpp, gate, settings)
+    if first is None:
+        return None
+    shift = second_look_shift(settings)
+    batch, _ = draw_inputs(pair, ground, aerial, int(matcher.config.aerial_hw[0]), mpp,
+                           offset + np.array([shift[0], shift[1], 0.0]))
+    batch.update(camera=camera, prior_yaw=torch.tensor([yaw], dtype=torch.float32))
+    with torch.inference_mode():
+        second = look(matcher, matcher(batch), mpp, settings.min_share * gate)
+    accepted, distance, degrees = looks_agree(first, second, shift, settings)
+    return {"accepted": accepted, "disagreement_m": distance, "disagreement_deg": degrees,
+            "covariance": first["covariance"][0]}
 
 
 def _published_nees(matcher: torch.nn.Module, pose: np.ndarray, truth: np.ndarray, covariance: torch.Tensor) -> float:

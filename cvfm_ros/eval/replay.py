@@ -46,6 +46,7 @@ class FrameRecord:
     matches: int
     score: float = 0.0
     effective_inliers: float | None = None  # what the validity gate compared (None: no matcher run)
+    second_look_m: float | None = None  # how far the second look's fix was from the first (None: none ran)
 
 
 @dataclass
@@ -140,7 +141,7 @@ def run_replay(events: Iterable[Event], session: LocalizationSession, truth_trac
                 None if result.pose is None else np.asarray(result.pose, dtype=float),
                 None if result.covariance is None else np.asarray(result.covariance, dtype=float),
                 odometry_only, ekf.pose, truth, dict(result.timings_ms), len(result.matches), float(result.score),
-                result.effective_inliers))
+                result.effective_inliers, result.second_look_m))
             if result.status != Status.OK:
                 record.problems[f"frames with status {result.status.name}"] += 1
             if result.ok and len(record.examples) < keep_examples and len(record.frames) % 15 == 1:

@@ -353,6 +353,22 @@ class ViewBridgeMatcher(nn.Module):
         })
         return out
 
+    def solve_matches(self, matches_bev_xy: torch.Tensor, matches_aerial_uv: torch.Tensor, match_weights: torch.Tensor,
+                      aerial_mpp: float, min_effective_inliers: float) -> dict[str, torch.Tensor]:
+        """The pose solve of `forward` again, from its match outputs and with another validity gate
+        (`min_effective_inliers`): how the localizer's second look (runtime/localizer.py) judges a
+        frame the calibrated gate refused, without a second copy of the solve. Inputs as `forward`
+        returns them (B, K, 2), (B, K, 2) aerial pixels, (B, K); returns `solve_pose`'s dict (pose in
+        the aerial patch frame)."""
+        bev_xy, aerial_uv, weights = (torch.as_tensor(t, dtype=torch.float32)
+                                      for t in (matches_bev_xy, matches_aerial_uv, match_weights))
+        mpp = torch.full((bev_xy.shape[0],), float(aerial_mpp))
+        aerial_xy = aerial_pixels_to_metric(aerial_uv, self.config.aerial_hw, mpp)
+        cell_m = mpp * self.aerial_extractor.stride
+        with torch.inference_mode():
+            return solve_pose(bev_xy, aerial_xy, weights, self.config.pose, cell_m, self.config.pose.robust_iterations,
+                              float(min_effective_inliers))
+
 
 def camera_kind(camera: MountedCamera | CameraRig) -> str:
     """"rig", or the camera model's kind ("panorama", "pinhole"): what a validity gate is for."""

@@ -64,6 +64,10 @@ class LocalizationResult:
     coverage: float | None = None
     # The count the validity gate compares (pose.camera_gates): why a frame was or was not valid.
     effective_inliers: float | None = None
+    # The second look (a frame below the validity gate matched again on a shifted aerial crop):
+    # how far apart the two fixes were in position (m) and yaw (deg); None where none ran.
+    second_look_m: float | None = None
+    second_look_deg: float | None = None
     aerial_image: np.ndarray | None = None  # the aerial patch used (H, W, 3) uint8, for debug output
     yaw_hypotheses: int = 1  # matcher runs for this frame (more than 1 where the prior yaw was loose)
     # sequential BEV: this frame's BEV for the next frames' memory (runtime/bev_memory.py)

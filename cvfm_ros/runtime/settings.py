@@ -111,6 +111,15 @@ class GateSettings:
     min_matches: int = setting(12, "fewer weighted matches than this is LOW_CONFIDENCE", range=(3, 100000))
     min_score: float = setting(0.0, "mean match confidence below this is LOW_CONFIDENCE (0: off)", range=(0.0, 1.0))
     max_std_xy_m: float = setting(5.0, "a fix with a larger 1-sigma position uncertainty is LOW_CONFIDENCE", range=(0.01, 1e4))
+    # The second look (runtime/localizer.py): a frame the calibrated validity gate refuses is matched
+    # again on an aerial crop shifted by this much; a right fix stays where it is in `map`, a
+    # fix on imagery the matcher cannot explain follows the crop (it leans to the crop centre).
+    second_look_shift_m: float = setting(8.0, "shift of the second look's aerial crop (0: off); a frame below the "
+                                         "validity gate is published if both looks agree", range=(0.0, 100.0))
+    second_look_tolerance_m: float = setting(1.0, "the two looks' positions must agree within this", range=(0.01, 100.0))
+    second_look_tolerance_deg: float = setting(3.0, "the two looks' yaws must agree within this", range=(0.01, 180.0))
+    second_look_min_share: float = setting(0.4, "a second look only for frames with at least this share of the "
+                                           "validity gate's effective inliers (both looks)", range=(0.0, 1.0))
 
 
 @dataclass
