@@ -82,6 +82,8 @@ def _bench_one(args: dict, queue: mp.Queue) -> None:
             "device": "cuda" if "cuda" in localizer.backend_name or localizer.backend_name == "tensorrt" else "cpu",
             "end_to_end_ms": _percentiles(e2e),
             "stages_ms": {k: _percentiles(v) for k, v in stages.items()},
+            # frames that ran each stage: the second look runs only below the validity gate
+            "stage_frames": {k: len(v) for k, v in stages.items()},
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             "frames": len(e2e),
             "statuses": statuses,
@@ -119,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
             e2e, model = result["end_to_end_ms"], result["stages_ms"].get("model", {})
             print(f"{backend:12s} [{result['backend']}] end-to-end p50 {e2e['p50']:.1f} ms p95 {e2e['p95']:.1f} ms, "
                   f"model p50 {model.get('p50', float('nan')):.1f} ms, peak RSS {result['peak_rss_mb']:.0f} MB")
+            if "second_look" in result["stages_ms"]:
+                look = result["stages_ms"]["second_look"]
+                print(f"{'':12s} second look on {result['stage_frames']['second_look']} of {result['frames']} frames, "
+                      f"p50 {look['p50']:.1f} ms (added to those frames' end-to-end)")
     atomic_write_text(Path(args.json), json.dumps(report, indent=2))
     print(f"wrote {args.json}")
     return 0
