@@ -140,3 +140,33 @@ def test_bad_manifests_name_the_entry_and_key(manifest, tmp_path):
         load_manifest(tmp_path / "nope.json")
     # the CLI turns it into exit status 2 with the message
     assert main(["eval", "--real", str(tmp_path / "nope.json"), "--json", str(tmp_path / "x.json")]) == 2
+
+
+def test_eval_real_counts_the_second_look_as_the_localizer_would(manifest):
+    """A draw the validity gate refuses is valid where the localizer's second look (a crop 8 m
+    off) agrees, as the localizer would publish it; without the second look the gate alone counts."""
+    from dataclasses import replace
+
+    from cvfm_ros.eval.real_pairs import evaluate_real
+    from cvfm_ros.runtime.localizer import build_matcher
+    from cvfm_ros.runtime.settings import MatcherSettings
+
+    matcher = build_matcher(MatcherSettings())  # the shipped weights, as `cvfm-ros eval` loads them
+    mpp = float(matcher.runtime_metadata["aerial_mpp"])
+    pairs = [p for p in load_manifest(manifest) if p.name == "pano_0"]
+    opened = evaluate_real(matcher, pairs, mpp, priors=3, progress=False, second_look=None)
+    counts = [r["effective_inliers"] for r in opened["per_sample"]]
+    # A gate above every draw's count, with each draw above the second look's share of it.
+    matcher.config = replace(matcher.config, pose=replace(matcher.config.pose, min_effective_inliers=1.2 * max(counts),
+                                                          camera_gates={}))
+    assert 0.4 * 1.2 * max(counts) < min(counts)
+    gated = evaluate_real(matcher, pairs, mpp, priors=3, progress=False, second_look=None)
+    assert gated["valid"]["count"] == 0 and all(r["second_look"] is None for r in gated["per_sample"])
+    looked = evaluate_real(matcher, pairs, mpp, priors=3, progress=False)
+    rows = looked["per_sample"]
+    assert all(r["second_look"] is not None for r in rows)
+    assert [r["valid"] for r in rows] == [r["second_look"]["accepted"] for r in rows]
+    assert looked["valid"]["count"] >= 1
+    assert all(r["position_error_m"] < 1.0 and r["nees"] is not None for r in rows if r["valid"])
+    assert all(r["second_look"]["disagreement_m"] > 1.0 or r["second_look"]["disagreement_deg"] > 3.0
+               for r in rows if not r["valid"])

@@ -215,6 +215,7 @@ def evaluate_real(matcher: torch.nn.Module, pairs: list[RealPair], mpp: float, p
                          "yaw_error_deg": float(yaw_error_deg(pose[2], truth[2])),
                          "prior_yaw_error_deg": float(abs(math.degrees(offset[2]))),
                          "valid": valid, "ms": elapsed,
+                         "effective_inliers": float(out["effective_inliers"][0]) if "effective_inliers" in out else None,
                          "second_look": None if second is None else {k: v for k, v in second.items() if k != "covariance"},
                          "nees": _published_nees(matcher, pose, truth, covariance) if valid else None})
     return summarize_real(rows)
