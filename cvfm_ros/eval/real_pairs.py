@@ -38,7 +38,9 @@ import torch
 
 from ..geometry import MountedCamera, PinholeCamera, wrap_angle
 from ..maps.aerial_image import aerial_crop
-from ..runtime.second_look import SecondLookSettings, first_look, look, looks_agree, second_look_shift
+from ..model.matcher import validity_gate
+from ..runtime.second_look import SecondLook, SecondLookSettings
+from ..runtime.second_look import second_look as run_second_look
 from .metrics import nees, position_error_m, recall, summarize, yaw_error_deg
 
 PRIOR_YAW_DEG = 10.0
@@ -205,45 +207,40 @@ def evaluate_real(matcher: torch.nn.Module, pairs: list[RealPair], mpp: float, p
             elapsed = (time.perf_counter() - started) * 1e3
             pose = out["pose"][0].double().numpy()
             valid, covariance, second = bool(out["valid"][0]), out["covariance"][0], None
-            if not valid and second_look is not None:  # what the localizer would do (runtime/second_look.py)
+            if not valid and second_look is not None:  # what the localizer would do
                 second = _second_look(matcher, out, pair, ground, aerial, offset, float(yaws[picked]), camera, mpp,
                                       second_look)
-                if second is not None and second["accepted"]:
-                    valid, covariance = True, second.pop("covariance")
+                if second is not None and second.accepted:
+                    valid, covariance = True, second.first["covariance"][0]
             rows.append({"pair": pair.name, "draw": draw, "prior_error_m": float(np.hypot(offset[0], offset[1])),
                          "position_error_m": float(position_error_m(pose[:2], truth[:2])),
                          "yaw_error_deg": float(yaw_error_deg(pose[2], truth[2])),
                          "prior_yaw_error_deg": float(abs(math.degrees(offset[2]))),
                          "valid": valid, "ms": elapsed,
                          "effective_inliers": float(out["effective_inliers"][0]) if "effective_inliers" in out else None,
-                         "second_look": None if second is None else {k: v for k, v in second.items() if k != "covariance"},
+                         "second_look": None if second is None else {
+                             "accepted": second.accepted, "disagreement_m": second.disagreement_m,
+                             "disagreement_deg": second.disagreement_deg},
                          "nees": _published_nees(matcher, pose, truth, covariance) if valid else None})
     return summarize_real(rows)
 
 
 def _second_look(matcher: torch.nn.Module, out: dict, pair: RealPair, ground: torch.Tensor, aerial: np.ndarray,
                  offset: np.ndarray, yaw: float, camera: MountedCamera, mpp: float,
-                 settings: SecondLookSettings) -> dict | None:
-    """The localizer's second look at a draw the validity gate refused: None where it does not
-    run, else {"accepted", "disagreement_m", "disagreement_deg", "covariance" (the first look's)}."""
-    from ..model.matcher import gate_kind
+                 settings: SecondLookSettings) -> SecondLook | None:
+    """The localizer's second look (runtime/second_look.py) at a draw the validity gate refused."""
+    gate = validity_gate(matcher, camera, False)
+    if gate is None:
+        return None
 
-    pose_config = getattr(getattr(matcher, "config", None), "pose", None)
-    if pose_config is None or not hasattr(pose_config, "gate_for"):
-        return None
-    gate = pose_config.gate_for(gate_kind(camera, False))
-    first = first_look(matcher, out, mpp, gate, settings)
-    if first is None:
-        return None
-    shift = second_look_shift(settings)
-    batch, _ = draw_inputs(pair, ground, aerial, int(matcher.config.aerial_hw[0]), mpp,
-                           offset + np.array([shift[0], shift[1], 0.0]))
-    batch.update(camera=camera, prior_yaw=torch.tensor([yaw], dtype=torch.float32))
-    with torch.inference_mode():
-        second = look(matcher, matcher(batch), mpp, settings.min_share * gate)
-    accepted, distance, degrees = looks_agree(first, second, shift, settings)
-    return {"accepted": accepted, "disagreement_m": distance, "disagreement_deg": degrees,
-            "covariance": first["covariance"][0]}
+    def match_shifted(shift: np.ndarray) -> dict:
+        batch, _ = draw_inputs(pair, ground, aerial, int(matcher.config.aerial_hw[0]), mpp,
+                               offset + np.array([shift[0], shift[1], 0.0]))
+        batch.update(camera=camera, prior_yaw=torch.tensor([yaw], dtype=torch.float32))
+        with torch.inference_mode():
+            return matcher(batch)
+
+    return run_second_look(matcher, out, mpp, gate[1], settings, match_shifted)
 
 
 def _published_nees(matcher: torch.nn.Module, pose: np.ndarray, truth: np.ndarray, covariance: torch.Tensor) -> float:

@@ -385,6 +385,16 @@ def gate_kind(camera: MountedCamera | CameraRig, with_memory: bool) -> str:
     return "sequential" if with_memory and kind == "pinhole" else kind
 
 
+def validity_gate(matcher: nn.Module, camera: MountedCamera | CameraRig, with_memory: bool) -> tuple[str, float] | None:
+    """(gate kind, min effective inliers) a frame of `camera` is held to in `matcher`'s graph, or
+    None for a matcher without such a gate (the classical baseline)."""
+    pose = getattr(getattr(matcher, "config", None), "pose", None)
+    if pose is None or not hasattr(pose, "gate_for"):
+        return None
+    kind = gate_kind(camera, with_memory)
+    return kind, pose.gate_for(kind)
+
+
 def count_parameters(module: nn.Module) -> dict[str, int]:
     """Trainable parameter count per top-level child and in total."""
     counts = {name: sum(p.numel() for p in child.parameters() if p.requires_grad)

@@ -31,11 +31,11 @@ import torch
 from ..geometry import CameraRig, MetricGrid, MountedCamera, PinholeCamera
 from ..geometry.planar import wrap
 from ..model.export import EXPORT_OUTPUTS, ExportableMatcher, contract, memory_shapes
-from ..model.matcher import DEFAULT_AERIAL_MPP, gate_kind
+from ..model.matcher import DEFAULT_AERIAL_MPP, validity_gate
 from ..model.yaw_search import pick_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
 from .result import LocalizationResult, Matches, Status
-from .second_look import SecondLookSettings, first_look, look, looks_agree, second_look_shift
+from .second_look import SecondLookSettings, second_look
 from .settings import LocalizerConfig
 
 # The export contract's outputs without a BEV memory (model/export.py): the artifact key's default.
@@ -305,17 +305,16 @@ class Localizer:
         if self.memory_frames:  # this frame's own BEV, and the yaw it was lifted at (the picked hypothesis')
             result.frame_bev = {"features": out["frame_bev_features"][0], "valid": out["frame_bev_valid"][0],
                                 "surface_height": out["frame_surface_height"][0], "bev_yaw": float(out["bev_yaw"][0])}
-        valid, validity_gate = bool(out["valid"][0] > 0.5), self._validity_gate(camera)
+        valid, gate = bool(out["valid"][0] > 0.5), validity_gate(self.matcher, camera, self.memory_frames > 0)
         timings["solve"] = (time.perf_counter() - t0) * 1e3
-        if not valid and validity_gate is not None:
+        if not valid and gate is not None:
             t0 = time.perf_counter()
             valid = self._second_look(result, out, patch, aerial or self.tiles, backend,
-                                      {**example, "prior_yaw": np.array([yaws[picked]], dtype=np.float32)},
-                                      validity_gate[1])
+                                      {**example, "prior_yaw": np.array([yaws[picked]], dtype=np.float32)}, gate[1])
             if result.second_look_m is not None:  # the matcher ran a second time
                 timings["second_look"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
-        self._gate(result, prior, prior_cov, valid, validity_gate)
+        self._gate(result, prior, prior_cov, valid, gate)
         timings["solve"] += (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         return result
@@ -408,47 +407,37 @@ class Localizer:
         the matcher runs again (the yaw hypothesis picked) on a crop `gate.second_look_shift_m` off
         and both looks must agree in `map`. On acceptance `result` gets the first look's pose and
         calibrated covariance; the disagreement is recorded whenever the second look ran."""
-        settings = SecondLookSettings.from_gate(self.config.gate)
-        first = first_look(self.matcher, out, self.aerial_mpp, gate, settings)
-        if first is None:
+        def match_shifted(shift: np.ndarray) -> dict | None:
+            try:
+                shifted = source.read_patch(np.array([patch.cx, patch.cy]) + shift, self.aerial_size, self.aerial_mpp)
+            except Exception:  # no imagery there: no second look (the frame stays refused)
+                return None
+            return backend({**example, "aerial": (np.asarray(shifted.image, dtype=np.float32) / 255.0)
+                            .transpose(2, 0, 1)[None]})
+
+        found = second_look(self.matcher, out, self.aerial_mpp, gate, SecondLookSettings.from_gate(self.config.gate),
+                            match_shifted)
+        if found is None:
             return False
-        shift = second_look_shift(settings)
-        try:
-            shifted = source.read_patch(np.array([patch.cx, patch.cy]) + shift, self.aerial_size, self.aerial_mpp)
-        except Exception:  # no imagery there: no second look (the frame stays refused)
+        result.second_look_m, result.second_look_deg = found.disagreement_m, found.disagreement_deg
+        if not found.accepted:
             return False
-        image = (np.asarray(shifted.image, dtype=np.float32) / 255.0).transpose(2, 0, 1)[None]
-        second = look(self.matcher, backend({**example, "aerial": image}), self.aerial_mpp,
-                      settings.min_share * gate)
-        accepted, result.second_look_m, result.second_look_deg = looks_agree(
-            first, second, np.array([shifted.cx - patch.cx, shifted.cy - patch.cy]), settings)
-        if not accepted:
-            return False
-        pose = first["pose"][0].double().numpy()
-        cov = self.covariance_scale * first["covariance"][0].double().numpy() + self.covariance_floor
+        pose = found.first["pose"][0].double().numpy()
+        cov = self.covariance_scale * found.first["covariance"][0].double().numpy() + self.covariance_floor
         result.pose = np.array([patch.cx + pose[0], patch.cy + pose[1], wrap(float(pose[2]))])
         result.covariance = 0.5 * (cov + cov.T)
         return True
 
-    def _validity_gate(self, camera: Cameras) -> tuple[str, float] | None:
-        """(gate kind, min effective inliers) a frame of `camera` is held to in the matcher's
-        graph (model/matcher.py `gate_kind`), or None where the matcher has no such gate."""
-        pose = getattr(getattr(self.matcher, "config", None), "pose", None)
-        if pose is None or not hasattr(pose, "gate_for"):
-            return None
-        kind = gate_kind(camera, self.memory_frames > 0)
-        return kind, pose.gate_for(kind)
-
     def _gate(self, result: LocalizationResult, prior: np.ndarray, prior_cov: np.ndarray, valid: bool,
-              validity_gate: tuple[str, float] | None = None) -> None:
+              validity: tuple[str, float] | None = None) -> None:
         """Confidence gates, then the Mahalanobis gate against the prior (sets status and reason)."""
         pose, cov, gate = result.pose, result.covariance, self.config.gate
         if not valid or not np.isfinite(pose).all() or not np.isfinite(cov).all():
             result.status, result.reason = Status.LOW_CONFIDENCE, "the matcher found no consistent solution"
             eff = result.effective_inliers
-            if validity_gate is not None and eff is not None and eff < validity_gate[1]:
-                result.reason = (f"effective inliers {eff:.1f} below the {validity_gate[0]} validity gate "
-                                 f"{validity_gate[1]:.1f} (imagery the matcher cannot explain, or too little of it)")
+            if validity is not None and eff is not None and eff < validity[1]:
+                result.reason = (f"effective inliers {eff:.1f} below the {validity[0]} validity gate "
+                                 f"{validity[1]:.1f} (imagery the matcher cannot explain, or too little of it)")
                 if result.second_look_m is not None:
                     result.reason += (f"; the second look, {gate.second_look_shift_m:g} m off, disagrees by "
                                       f"{result.second_look_m:.2f} m, {result.second_look_deg:.1f} deg")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -38,6 +38,36 @@ class SecondLookSettings:
     def from_gate(cls, gate: Any) -> "SecondLookSettings":
         return cls(gate.second_look_shift_m, gate.second_look_tolerance_m, gate.second_look_tolerance_deg,
                    gate.second_look_min_share)
+
+
+@dataclass(frozen=True)
+class SecondLook:
+    """What a second look found: `accepted`, the two looks' disagreement in position (m) and yaw
+    (deg), and the first look's solve (`solve_pose` dict, pose in the first crop's patch frame):
+    what is published on acceptance."""
+
+    accepted: bool
+    disagreement_m: float
+    disagreement_deg: float
+    first: dict
+
+
+def second_look(matcher: Any, outputs: dict, aerial_mpp: float, gate: float, settings: SecondLookSettings,
+                match_shifted: Callable[[np.ndarray], dict | None]) -> SecondLook | None:
+    """The second look at a frame the validity gate `gate` refused: None where none runs (see
+    `first_look`, or `match_shifted` found no imagery), else what it found. `outputs`: the
+    matcher's (export contract) on the first crop; `match_shifted(shift_xy)`: the matcher's
+    outputs (same frame, same yaw) on the crop whose centre is `shift_xy` metres (`map`) off, or
+    None where there is no imagery there."""
+    first = first_look(matcher, outputs, aerial_mpp, gate, settings)
+    if first is None:
+        return None
+    shift = second_look_shift(settings)
+    shifted = match_shifted(shift)
+    if shifted is None:
+        return None
+    second = look(matcher, shifted, aerial_mpp, settings.min_share * gate)
+    return SecondLook(*looks_agree(first, second, shift, settings), first)
 
 
 def second_look_shift(settings: SecondLookSettings) -> np.ndarray:
