@@ -188,7 +188,8 @@ def test_checkpoint_runtime_metadata_is_checked(tmp_path):
 
     payload = torch.load(SHIPPED_WEIGHTS, map_location="cpu", weights_only=True)
     for key, value in (("aerial_mpp", 0.0), ("covariance_scale", 1e-6), ("covariance_floor", [0.1, -1.0, 0.1]),
-                       ("camera_models", ["fisheye"]), ("aerial_mpp", float("nan"))):
+                       ("camera_models", ["fisheye"]), ("aerial_mpp", float("nan")),
+                       ("camera_covariance_scales", {"fisheye": 2.0}), ("camera_covariance_scales", {"rig": 0.0})):
         bad = dict(payload, extra=dict(payload["extra"], runtime={**payload["extra"]["runtime"], key: value}))
         torch.save(bad, tmp_path / "bad.pt")
         with pytest.raises(ValueError, match=f"runtime metadata {key}"):

@@ -85,3 +85,33 @@ def test_a_rig_drive_replays_with_one_frame_per_capture(tiny_rig_drive, tmp_path
     # A template without {name} cannot name the rig's topics: refused, naming the option.
     assert main(["replay", str(tiny_rig_drive.root), "--out", str(tmp_path / "bad"), "--weights", LITE0,
                  "--image-topic", "/front/image_raw", "--quiet"]) != 0
+
+
+def test_rig_fixes_take_the_covariance_scale_calibrated_for_rigs(tiny_rig_drive, tmp_path):
+    """Each camera kind publishes the covariance scale calibrated on its own drives (a rig's errors
+    relative to the matcher's covariance are not a panorama's): the panorama scale leaves a rig
+    replay alone, doubling the rig's scale doubles the scaled part of its fixes' covariance."""
+    import numpy as np
+    import torch
+
+    from cvfm_ros.eval.drive_calibration import replay_fixes
+
+    payload = torch.load(LITE0, map_location="cpu", weights_only=True)
+    runtime = payload["extra"]["runtime"]
+    scale = runtime["covariance_scale"]
+
+    def replay(name: str, **metadata):
+        path = tmp_path / name
+        torch.save(dict(payload, extra=dict(payload["extra"], runtime={**runtime, **metadata})), path)
+        return replay_fixes(str(path), tiny_rig_drive.root, rate_hz=2.0)
+
+    errors, covariances, localizer = replay("rig.pt", camera_covariance_scales={"rig": scale})
+    assert len(errors) >= 1
+    other_panorama = replay("pano.pt", covariance_scale=10 * scale, camera_covariance_scales={"rig": scale})
+    np.testing.assert_allclose(other_panorama[0], errors)
+    np.testing.assert_allclose(other_panorama[1], covariances)
+    # Until a first fix is accepted nothing depends on the scale: the first fix is the same one.
+    doubled_errors, doubled, _ = replay("rig2.pt", camera_covariance_scales={"rig": 2 * scale})
+    np.testing.assert_allclose(doubled_errors[0], errors[0])
+    floor = localizer.covariance_floor
+    np.testing.assert_allclose(doubled[0] - floor, 2 * (covariances[0] - floor), rtol=1e-6, atol=1e-12)

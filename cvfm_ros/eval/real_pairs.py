@@ -38,7 +38,7 @@ import torch
 
 from ..geometry import MountedCamera, PinholeCamera, wrap_angle
 from ..maps.aerial_image import aerial_crop
-from ..model.matcher import validity_gate
+from ..model.matcher import gate_kind, validity_gate
 from ..runtime.second_look import SecondLook, SecondLookSettings
 from ..runtime.second_look import second_look as run_second_look
 from .metrics import nees, position_error_m, recall, summarize, yaw_error_deg
@@ -221,7 +221,7 @@ def evaluate_real(matcher: torch.nn.Module, pairs: list[RealPair], mpp: float, p
                          "second_look": None if second is None else {
                              "accepted": second.accepted, "disagreement_m": second.disagreement_m,
                              "disagreement_deg": second.disagreement_deg},
-                         "nees": _published_nees(matcher, pose, truth, covariance) if valid else None})
+                         "nees": _published_nees(matcher, camera, pose, truth, covariance) if valid else None})
     return summarize_real(rows)
 
 
@@ -243,14 +243,16 @@ def _second_look(matcher: torch.nn.Module, out: dict, pair: RealPair, ground: to
     return run_second_look(matcher, out, mpp, gate[1], settings, match_shifted)
 
 
-def _published_nees(matcher: torch.nn.Module, pose: np.ndarray, truth: np.ndarray, covariance: torch.Tensor) -> float:
+def _published_nees(matcher: torch.nn.Module, camera: MountedCamera, pose: np.ndarray, truth: np.ndarray,
+                    covariance: torch.Tensor) -> float:
     """NEES over (x, y, yaw) of a fix with the covariance the localizer would publish for it
-    (the checkpoint's covariance scale and floor, as runtime/localizer.py applies them)."""
-    from ..runtime.localizer import COVARIANCE_FLOOR
+    (the checkpoint's covariance scale for the camera kind and floor, as runtime/localizer.py
+    applies them)."""
+    from ..runtime.localizer import COVARIANCE_FLOOR, covariance_scale_for
 
     meta = getattr(matcher, "runtime_metadata", {}) or {}
-    cov = float(meta.get("covariance_scale", 1.0)) * covariance.double().numpy() + np.diag(
-        meta.get("covariance_floor", COVARIANCE_FLOOR))
+    scale = covariance_scale_for(meta, gate_kind(camera, False))
+    cov = scale * covariance.double().numpy() + np.diag(meta.get("covariance_floor", COVARIANCE_FLOOR))
     error = np.array([pose[0] - truth[0], pose[1] - truth[1], wrap_angle(pose[2] - truth[2])])
     return float(nees(error[None], cov[None])[0])
 

@@ -31,7 +31,8 @@ import torch
 from ..geometry import CameraRig, MetricGrid, MountedCamera, PinholeCamera
 from ..geometry.planar import wrap
 from ..model.export import EXPORT_OUTPUTS, ExportableMatcher, contract, memory_shapes
-from ..model.matcher import DEFAULT_AERIAL_MPP, validity_gate
+from ..model.matcher import DEFAULT_AERIAL_MPP, gate_kind, validity_gate
+from ..model.pose import CAMERA_KINDS
 from ..model.yaw_search import pick_hypothesis, yaw_hypotheses
 from .backends import cache_key, select_backend, source_digest
 from .result import LocalizationResult, Matches, Status
@@ -90,11 +91,21 @@ def check_runtime_metadata(meta: dict, where: str) -> dict:
                              and all(_finite_in(x, 1e-9, 1e4) for x in v), "3 positive variances (x, y, yaw)"),
         "camera_models": (lambda v: isinstance(v, (list, tuple)) and len(v) > 0
                           and set(v) <= {"panorama", "pinhole"}, "a non-empty list of 'panorama' / 'pinhole'"),
+        "camera_covariance_scales": (lambda v: isinstance(v, dict) and set(v) <= set(CAMERA_KINDS)
+                                     and all(_finite_in(x, 1e-2, 1e4) for x in v.values()),
+                                     f"a mapping of camera kinds ({', '.join(CAMERA_KINDS)}) to factors in [0.01, 10000]"),
     }
     for key, (ok, expected) in checks.items():
         if key in meta and not ok(meta[key]):
             raise ValueError(f"{where}: runtime metadata {key} = {meta[key]!r}, expected {expected}")
     return meta
+
+
+def covariance_scale_for(meta: dict, kind: str) -> float:
+    """The calibrated covariance scale for frames of a camera kind (pose.CAMERA_KINDS, as the
+    validity gates: a rig's or a sequential pinhole's errors are not a panorama's):
+    `camera_covariance_scales[kind]` where calibrated, else `covariance_scale` (1 without one)."""
+    return float((meta.get("camera_covariance_scales") or {}).get(kind, meta.get("covariance_scale", 1.0)))
 
 
 Cameras = MountedCamera | CameraRig
@@ -154,7 +165,8 @@ class Localizer:
         # Camera models the weights were trained for (weights released before this key existed
         # were trained on panoramas only).
         self.camera_models = tuple(meta.get("camera_models", ["panorama"]))
-        self.covariance_scale = float(meta.get("covariance_scale", 1.0))
+        self.runtime_metadata = meta
+        self.covariance_scale = covariance_scale_for(meta, "panorama")
         self.covariance_floor = np.diag(meta.get("covariance_floor", COVARIANCE_FLOOR))
         # Sequential BEV: past frames' BEVs in, this frame's out (a fixed number of slots: static
         # shapes); the classical baseline has no BEV to keep.
@@ -300,7 +312,8 @@ class Localizer:
         timings["model"] = (time.perf_counter() - t0) * 1e3
 
         t0 = time.perf_counter()
-        result = self._solve(out, patch, scale, stamp, timings)
+        kind = gate_kind(camera, self.memory_frames > 0)
+        result = self._solve(out, patch, scale, stamp, timings, kind)
         result.yaw_hypotheses = len(yaws)
         if self.memory_frames:  # this frame's own BEV, and the yaw it was lifted at (the picked hypothesis')
             result.frame_bev = {"features": out["frame_bev_features"][0], "valid": out["frame_bev_valid"][0],
@@ -310,7 +323,8 @@ class Localizer:
         if not valid and gate is not None:
             t0 = time.perf_counter()
             valid = self._second_look(result, out, patch, aerial or self.tiles, backend,
-                                      {**example, "prior_yaw": np.array([yaws[picked]], dtype=np.float32)}, gate[1])
+                                      {**example, "prior_yaw": np.array([yaws[picked]], dtype=np.float32)}, gate[1],
+                                      kind)
             if result.second_look_m is not None:  # the matcher ran a second time
                 timings["second_look"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
@@ -379,13 +393,18 @@ class Localizer:
         }
         return example, model_camera, np.array([sx, sy])
 
-    def _solve(self, out: dict, patch, scale: np.ndarray, stamp: float, timings: dict) -> LocalizationResult:
-        """The matcher's output in the patch frame -> a result in `map` with the calibrated
-        covariance and the matches (status OK until the gates say otherwise)."""
+    def published_covariance(self, covariance, kind: str) -> np.ndarray:
+        """The covariance published for the matcher's `covariance` (3, 3) of a frame of camera
+        kind `kind` (model/matcher.gate_kind): the kind's calibrated scale, plus the floor."""
+        cov = covariance_scale_for(self.runtime_metadata, kind) * np.asarray(covariance, dtype=float) + self.covariance_floor
+        return 0.5 * (cov + cov.T)
+
+    def _solve(self, out: dict, patch, scale: np.ndarray, stamp: float, timings: dict, kind: str) -> LocalizationResult:
+        """The matcher's output in the patch frame -> a result in `map` with the covariance
+        calibrated for the camera `kind` and the matches (status OK until the gates say otherwise)."""
         pose_patch = out["pose"][0].astype(float)
         pose = np.array([patch.cx + pose_patch[0], patch.cy + pose_patch[1], wrap(float(pose_patch[2]))])
-        cov = self.covariance_scale * out["covariance"][0].astype(float) + self.covariance_floor
-        cov = 0.5 * (cov + cov.T)
+        cov = self.published_covariance(out["covariance"][0], kind)
         weights = out["match_weights"][0].astype(float)
         keep = weights > 1e-4 * max(float(weights.max()), 1e-12)
         aerial_uv = out["matches_aerial_uv"][0][keep].astype(float)
@@ -402,7 +421,7 @@ class Localizer:
         return result
 
     def _second_look(self, result: LocalizationResult, out: dict, patch, source, backend, example: dict,
-                     gate: float) -> bool:
+                     gate: float, kind: str) -> bool:
         """Whether a frame the validity gate refused is published after all (runtime/second_look.py):
         the matcher runs again (the yaw hypothesis picked) on a crop `gate.second_look_shift_m` off
         and both looks must agree in `map`. On acceptance `result` gets the first look's pose and
@@ -423,9 +442,8 @@ class Localizer:
         if not found.accepted:
             return False
         pose = found.first["pose"][0].double().numpy()
-        cov = self.covariance_scale * found.first["covariance"][0].double().numpy() + self.covariance_floor
         result.pose = np.array([patch.cx + pose[0], patch.cy + pose[1], wrap(float(pose[2]))])
-        result.covariance = 0.5 * (cov + cov.T)
+        result.covariance = self.published_covariance(found.first["covariance"][0], kind)
         return True
 
     def _gate(self, result: LocalizationResult, prior: np.ndarray, prior_cov: np.ndarray, valid: bool,
