@@ -115,3 +115,19 @@ def test_rig_fixes_take_the_covariance_scale_calibrated_for_rigs(tiny_rig_drive,
     np.testing.assert_allclose(doubled_errors[0], errors[0])
     floor = localizer.covariance_floor
     np.testing.assert_allclose(doubled[0] - floor, 2 * (covariances[0] - floor), rtol=1e-6, atol=1e-12)
+
+
+def test_release_drive_calibration_calibrates_the_rig_on_rig_drives(tiny_rig_drive, tmp_path):
+    """`release --calibrate-drives` calibrates each camera kind on drives of that kind: the rig
+    kind replays the rig drive found at its calibration folder and gets a scale of its own."""
+    from cvfm_ros.eval.drive_calibration import calibrate_on_drives, calibration_drive
+
+    folder = calibration_drive(tmp_path, "rig", 0, 3.0)
+    assert "rig" in folder.name
+    folder.symlink_to(tiny_rig_drive.root, target_is_directory=True)
+    result = calibrate_on_drives(LITE0, 1, tmp_path, ("rig",), duration_s=3.0, progress=False)
+    assert set(result["scales"]) == {"rig"} and result["fixes"]["rig"] >= 1
+    assert 1e-2 <= result["scales"]["rig"] <= 1e4
+    assert result["report"][0].startswith(f"covariance calibration (rig) on {result['fixes']['rig']} accepted fixes")
+    with pytest.raises(ValueError, match="unknown camera kinds"):
+        calibrate_on_drives(LITE0, 1, tmp_path, ("fisheye",), duration_s=3.0)
