@@ -111,7 +111,6 @@ def calibrate_on_drives(weights: str, drives: int, cache: Path, kinds: tuple[str
     scales, counts, report = {}, {}, []
     for kind in kinds:
         errors, published, model = [], [], []
-        localizer = None
         for k in range(drives):
             root = calibration_drive(cache, kind, k, duration_s)
             if not (root / "drive.json").is_file():

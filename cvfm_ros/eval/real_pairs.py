@@ -248,11 +248,10 @@ def _published_nees(matcher: torch.nn.Module, camera: MountedCamera, pose: np.nd
     """NEES over (x, y, yaw) of a fix with the covariance the localizer would publish for it
     (the checkpoint's covariance scale for the camera kind and floor, as runtime/localizer.py
     applies them)."""
-    from ..runtime.localizer import COVARIANCE_FLOOR, covariance_scale_for
+    from ..runtime.localizer import published_covariance
 
     meta = getattr(matcher, "runtime_metadata", {}) or {}
-    scale = covariance_scale_for(meta, gate_kind(camera, False))
-    cov = scale * covariance.double().numpy() + np.diag(meta.get("covariance_floor", COVARIANCE_FLOOR))
+    cov = published_covariance(meta, gate_kind(camera, False), covariance.double().numpy())
     error = np.array([pose[0] - truth[0], pose[1] - truth[1], wrap_angle(pose[2] - truth[2])])
     return float(nees(error[None], cov[None])[0])
 

@@ -108,6 +108,20 @@ def covariance_scale_for(meta: dict, kind: str) -> float:
     return float((meta.get("camera_covariance_scales") or {}).get(kind, meta.get("covariance_scale", 1.0)))
 
 
+def published_covariance(meta: dict, kind: str, covariance) -> np.ndarray:
+    """The covariance published for the matcher's `covariance` (3, 3) of a frame of camera kind
+    `kind` (model/matcher.gate_kind), with a checkpoint's runtime metadata `meta`: the kind's
+    calibrated scale, plus the floor (`covariance_floor`, default COVARIANCE_FLOOR)."""
+    cov = covariance_scale_for(meta, kind) * np.asarray(covariance, dtype=float) + np.diag(
+        meta.get("covariance_floor", COVARIANCE_FLOOR))
+    return 0.5 * (cov + cov.T)
+
+
+def _aerial_input(patch) -> np.ndarray:
+    """An aerial patch as the matcher's `aerial` input: (1, 3, H, W) float32 in [0, 1]."""
+    return (np.asarray(patch.image, dtype=np.float32) / 255.0).transpose(2, 0, 1)[None]
+
+
 Cameras = MountedCamera | CameraRig
 
 
@@ -388,23 +402,17 @@ class Localizer:
         ground = (ground.astype(np.float32) / 255.0).transpose(0, 3, 1, 2)  # (R, 3, H, W)
         example = {
             "ground": ground[None] if isinstance(camera, CameraRig) else ground,
-            "aerial": (np.asarray(patch.image, dtype=np.float32) / 255.0).transpose(2, 0, 1)[None],
+            "aerial": _aerial_input(patch),
             "prior_yaw": np.array([prior[2]], dtype=np.float32),
         }
         return example, model_camera, np.array([sx, sy])
-
-    def published_covariance(self, covariance, kind: str) -> np.ndarray:
-        """The covariance published for the matcher's `covariance` (3, 3) of a frame of camera
-        kind `kind` (model/matcher.gate_kind): the kind's calibrated scale, plus the floor."""
-        cov = covariance_scale_for(self.runtime_metadata, kind) * np.asarray(covariance, dtype=float) + self.covariance_floor
-        return 0.5 * (cov + cov.T)
 
     def _solve(self, out: dict, patch, scale: np.ndarray, stamp: float, timings: dict, kind: str) -> LocalizationResult:
         """The matcher's output in the patch frame -> a result in `map` with the covariance
         calibrated for the camera `kind` and the matches (status OK until the gates say otherwise)."""
         pose_patch = out["pose"][0].astype(float)
         pose = np.array([patch.cx + pose_patch[0], patch.cy + pose_patch[1], wrap(float(pose_patch[2]))])
-        cov = self.published_covariance(out["covariance"][0], kind)
+        cov = published_covariance(self.runtime_metadata, kind, out["covariance"][0])
         weights = out["match_weights"][0].astype(float)
         keep = weights > 1e-4 * max(float(weights.max()), 1e-12)
         aerial_uv = out["matches_aerial_uv"][0][keep].astype(float)
@@ -431,8 +439,7 @@ class Localizer:
                 shifted = source.read_patch(np.array([patch.cx, patch.cy]) + shift, self.aerial_size, self.aerial_mpp)
             except Exception:  # no imagery there: no second look (the frame stays refused)
                 return None
-            return backend({**example, "aerial": (np.asarray(shifted.image, dtype=np.float32) / 255.0)
-                            .transpose(2, 0, 1)[None]})
+            return backend({**example, "aerial": _aerial_input(shifted)})
 
         found = second_look(self.matcher, out, self.aerial_mpp, gate, SecondLookSettings.from_gate(self.config.gate),
                             match_shifted)
@@ -443,7 +450,7 @@ class Localizer:
             return False
         pose = found.first["pose"][0].double().numpy()
         result.pose = np.array([patch.cx + pose[0], patch.cy + pose[1], wrap(float(pose[2]))])
-        result.covariance = self.published_covariance(found.first["covariance"][0], kind)
+        result.covariance = published_covariance(self.runtime_metadata, kind, found.first["covariance"][0])
         return True
 
     def _gate(self, result: LocalizationResult, prior: np.ndarray, prior_cov: np.ndarray, valid: bool,
